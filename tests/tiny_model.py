@@ -9,11 +9,13 @@ import string
 from pathlib import Path
 
 _SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-_WORDS = (
+_WORD_TEXT = (
     "the a an of to in is it and or for on with as by at from that this be are was what which who how why "
-    "when where weather sunny today rain cloud paris france capital city river rerank model query document "
-    "passage score search retrieval vector keyword hybrid python server client token batch cat dog sat mat"
-).split()
+    "when where weather sunny today rain cloud paris france capital city river rerank model query "
+    "document passage score search retrieval vector keyword hybrid python server client token batch cat "
+    "dog sat mat"
+)
+_WORDS = _WORD_TEXT.split()
 
 
 def _vocab() -> list[str]:

@@ -1,0 +1,1 @@
+"""The bundled reranker server: FastAPI routes per dialect -> batcher -> engine (one FlagReranker)."""

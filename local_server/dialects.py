@@ -1,0 +1,58 @@
+"""Build each dialect's response from one request's scores."""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+import numpy as np
+
+from local_server.scoring import Scored
+from rerank_kit.protocol import (
+    BilledUnits,
+    Meta,
+    RerankRequest,
+    RerankResponse,
+    RerankResult,
+    ResultDocument,
+    TEIRankedText,
+    TEIRerankRequest,
+    TokenCounts,
+    Usage,
+)
+
+# Cohere bills one search unit per query with up to 100 documents.
+_DOCS_PER_SEARCH_UNIT = 100
+
+
+def ranking(scores: np.ndarray, top_n: int | None = None) -> list[int]:
+    """Indices by score descending (ties keep input order); top_n <= 0 or None keeps all."""
+    order = np.argsort(-scores, kind="stable").tolist()
+    return order[:top_n] if top_n and top_n > 0 else order
+
+
+def documents_response(request: RerankRequest, scored: Scored, *, model_id: str,
+                       return_documents: bool) -> RerankResponse:
+    """Native / Cohere v1+v2 / Jina / Xinference / OpenAI-compatible response body."""
+    texts = request.texts()
+    if request.return_documents is not None:
+        return_documents = request.return_documents
+    results = [
+        RerankResult(index=i, relevance_score=float(scored.scores[i]),
+                     document=ResultDocument(text=texts[i]) if return_documents else None)
+        for i in ranking(scored.scores, request.top_n)
+    ]
+    meta = Meta(billed_units=BilledUnits(search_units=max(1, math.ceil(len(texts) / _DOCS_PER_SEARCH_UNIT))),
+                tokens=TokenCounts(input_tokens=scored.tokens))
+    return RerankResponse(
+        id=uuid.uuid4().hex, model=model_id, results=results,
+        usage=Usage(prompt_tokens=scored.tokens, total_tokens=scored.tokens), meta=meta,
+    )
+
+
+def tei_response(request: TEIRerankRequest, scored: Scored) -> list[TEIRankedText]:
+    """TEI's bare list, sorted by score descending."""
+    return [
+        TEIRankedText(index=i, score=float(scored.scores[i]), text=request.texts[i] if request.return_text else None)
+        for i in ranking(scored.scores)
+    ]

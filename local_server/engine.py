@@ -1,0 +1,251 @@
+"""The model: one FlagReranker loaded per process; tokenisation exactly as compute_score does it, and a
+forward pass over one padded batch.
+
+FlagReranker.compute_score sorts, pads and runs a trial pass over its longest batch on every call (an
+OOM probe), which doubles a small request's cost. We load through FlagReranker (so every model it
+loads works the same) but tokenise and batch ourselves; tests pin the scores to compute_score's.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+
+from local_server.settings import Settings
+
+log = logging.getLogger("rerank_kit.engine")
+
+TruncationDirection = Literal["right", "left"]
+# A token is rarely longer than this many characters; cutting huge documents before tokenising keeps
+# a 1 MB document from costing a full tokenisation while leaving the kept tokens unchanged.
+_MAX_CHARS_PER_TOKEN = 48
+
+
+class ModelLoadError(RuntimeError):
+    """The model could not be loaded; the message is one line a user can act on."""
+
+
+class InputTooLongError(ValueError):
+    """A pair exceeds max_length and the request asked not to truncate."""
+
+
+class Backend(Protocol):
+    def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """int64 [B, T] arrays (input_ids, attention_mask, token_type_ids?) -> float32 [B] raw logits."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedPair:
+    """One (query, document window) ready for the model; `doc` is the document's index in its request."""
+
+    doc: int
+    input_ids: list[int]
+    token_type_ids: list[int] | None
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+class TorchBackend:
+    """Plain PyTorch forward under inference_mode; fp16 on CUDA."""
+
+    def __init__(self, model, device: str) -> None:
+        import torch
+
+        self._torch = torch
+        self._model = model
+        self._device = device
+
+    def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        torch = self._torch
+        inputs = {name: torch.from_numpy(array).to(self._device) for name, array in batch.items()}
+        with torch.inference_mode():
+            out = self._model(**inputs, return_dict=True).logits
+        return out.view(-1).float().cpu().numpy()
+
+
+def resolve_device(requested: str) -> str:
+    """auto -> cuda, else mps, else cpu (FlagReranker's order, restricted to one device)."""
+    if requested != "auto":
+        return requested
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda:0"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """FlagReranker's normalize=True, in float64 like its per-score math."""
+    return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+
+
+class RerankEngine:
+    """Tokenises requests and scores padded batches. Thread-safe for one scoring thread."""
+
+    def __init__(self, tokenizer, backend: Backend, settings: Settings, *, device: str, dtype: str) -> None:
+        self.tokenizer = tokenizer
+        self.backend = backend
+        self.settings = settings
+        self.device = device
+        self.dtype = dtype
+        self.max_length = settings.max_length
+        self.query_max_length = settings.effective_query_max_length
+        self._pad_id = tokenizer.pad_token_id or 0
+        self._special_tokens = tokenizer.num_special_tokens_to_add(pair=True)
+        self._with_token_types = "token_type_ids" in tokenizer.model_input_names
+
+    @classmethod
+    def load(cls, settings: Settings) -> RerankEngine:
+        """Load FlagReranker once; raise ModelLoadError with a one-line fix when the model is not there."""
+        if settings.offline:
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        import torch
+        from FlagEmbedding import FlagReranker
+
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        device = resolve_device(settings.device)
+        fp16 = settings.fp16 if settings.fp16 is not None else device.startswith("cuda")
+        if fp16 and device == "cpu":
+            log.warning("fp16 is not supported on CPU (LayerNorm has no Half kernel); using fp32")
+            fp16 = False
+        try:
+            reranker = FlagReranker(
+                settings.model, use_fp16=fp16, devices=[device], max_length=settings.max_length,
+                query_max_length=settings.effective_query_max_length,
+            )
+        except (OSError, ValueError, ImportError) as exc:
+            raise ModelLoadError(_load_failure_hint(settings.model, exc)) from exc
+        model = reranker.model
+        if getattr(model.config, "num_labels", 1) != 1:
+            raise ModelLoadError(
+                f"{settings.model} has {model.config.num_labels} output labels; rerank-kit serves "
+                "cross-encoders with one relevance logit (e.g. BAAI/bge-reranker-*)."
+            )
+        model = model.half() if fp16 else model
+        model.to(device).eval()
+        if settings.backend == "onnx":
+            from local_server.onnx_backend import load_onnx_backend
+
+            backend: Backend = load_onnx_backend(
+                _local_model_dir(settings.model), quantize=settings.onnx_quantize, threads=settings.threads,
+                cache_dir=settings.cache_dir,
+            )
+            dtype = "int8" if settings.onnx_quantize == "int8" else "float32"
+        else:
+            backend = TorchBackend(model, device)
+            dtype = "float16" if fp16 else "float32"
+        return cls(reranker.tokenizer, backend, settings, device=device, dtype=dtype)
+
+    # -- tokenisation ------------------------------------------------------------------------------
+
+    def encode(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        truncate: bool = True,
+        direction: TruncationDirection = "right",
+        max_tokens_per_doc: int | None = None,
+        max_chunks_per_doc: int = 1,
+    ) -> list[EncodedPair]:
+        """Pairs for every document (several windows per document when max_chunks_per_doc > 1).
+
+        The right-truncated single-window path is FlagReranker.compute_score's tokenisation exactly.
+        """
+        from FlagEmbedding.utils.tokenizer_compat import prepare_for_model_compat
+
+        tok = self.tokenizer
+        q_ids = tok(query, add_special_tokens=False, max_length=self.query_max_length, truncation=True)["input_ids"]
+        budget = max(1, self.max_length - len(q_ids) - self._special_tokens)
+        doc_budget = min(budget, max_tokens_per_doc or budget)
+        whole = direction == "left" or max_chunks_per_doc > 1 or not truncate
+        needed = budget * max_chunks_per_doc + 1 if whole else self.max_length
+        doc_ids = self._tokenize_documents(documents, needed, from_end=direction == "left", exact=whole)
+        pairs: list[EncodedPair] = []
+        for doc, ids in enumerate(doc_ids):
+            if not truncate and len(ids) > budget:
+                raise InputTooLongError(
+                    f"document {doc} has {len(q_ids) + len(ids) + self._special_tokens} tokens with the query; "
+                    f"the maximum is {self.max_length} (send truncate=true to cut it)"
+                )
+            for window in self._windows(ids, doc_budget, max_chunks_per_doc, direction):
+                item = prepare_for_model_compat(tok, q_ids, window, truncation="only_second",
+                                                max_length=self.max_length, padding=False)
+                types = item.get("token_type_ids") if self._with_token_types else None
+                pairs.append(EncodedPair(doc, list(item["input_ids"]), list(types) if types else None))
+        return pairs
+
+    def _tokenize_documents(self, documents: Sequence[str], needed: int, *, from_end: bool,
+                            exact: bool) -> list[list[int]]:
+        """Token ids per document, at least `needed` of them where the document has that many."""
+        cap = needed * _MAX_CHARS_PER_TOKEN
+        texts = [d[-cap:] if from_end else d[:cap] for d in documents]
+        kwargs = {"add_special_tokens": False}
+        if not exact:
+            kwargs |= {"max_length": needed, "truncation": True}
+        ids = self.tokenizer(texts, **kwargs)["input_ids"]
+        for i, (text, original) in enumerate(zip(texts, documents, strict=True)):
+            if len(text) < len(original) and len(ids[i]) < needed:  # the cap cut too much: redo exactly
+                ids[i] = self.tokenizer(original, **kwargs)["input_ids"]
+        return ids
+
+    @staticmethod
+    def _windows(ids: list[int], size: int, max_chunks: int, direction: TruncationDirection) -> list[list[int]]:
+        """One window (truncated per `direction`), or up to max_chunks windows overlapping by a quarter."""
+        if len(ids) <= size:
+            return [ids]
+        if max_chunks <= 1:
+            return [ids[-size:]] if direction == "left" else [ids[:size]]
+        stride = max(1, size - size // 4)
+        count = min(max_chunks, 1 + math.ceil((len(ids) - size) / stride))
+        return [ids[i * stride:i * stride + size] for i in range(count)]
+
+    # -- scoring -----------------------------------------------------------------------------------
+
+    def logits(self, pairs: Sequence[EncodedPair]) -> np.ndarray:
+        """Raw logits of one batch, padded to its longest pair."""
+        width = max(len(p) for p in pairs)
+        ids = np.full((len(pairs), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(pairs), width), dtype=np.int64)
+        types = np.zeros((len(pairs), width), dtype=np.int64) if self._with_token_types else None
+        for row, pair in enumerate(pairs):
+            n = len(pair)
+            ids[row, :n] = pair.input_ids
+            mask[row, :n] = 1
+            if types is not None and pair.token_type_ids is not None:
+                types[row, :n] = pair.token_type_ids
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if types is not None:
+            batch["token_type_ids"] = types
+        return self.backend.logits(batch)
+
+
+def _local_model_dir(model: str) -> str:
+    """The model's folder on disk (a local path, or its snapshot in the Hugging Face cache)."""
+    if os.path.isdir(model):
+        return model
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download(model, local_files_only=True)
+
+
+def _load_failure_hint(model: str, exc: Exception) -> str:
+    where = "is not a local folder with config.json" if not os.path.isdir(model) else "could not be loaded"
+    return (
+        f"cannot load model {model!r}: it {where} and could not be fetched from the Hugging Face Hub "
+        f"({type(exc).__name__}). Point RERANK_MODEL at a local folder holding the model "
+        f"(e.g. RERANK_MODEL=/models/bge-reranker-v2-m3, fetched once with "
+        f"`huggingface-cli download BAAI/bge-reranker-v2-m3 --local-dir /models/bge-reranker-v2-m3`)."
+    )

@@ -1,0 +1,56 @@
+"""Prometheus metrics: request counts and latency per route, documents and tokens scored, batcher state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from local_server.batcher import Batcher
+
+
+class _BatcherCollector(Collector):
+    def __init__(self, batcher: Batcher) -> None:
+        self._batcher = batcher
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._batcher.stats
+        yield GaugeMetricFamily("rerank_queue_pairs", "Pairs waiting for the inference thread.",
+                                value=self._batcher.queued_pairs)
+        yield CounterMetricFamily("rerank_batches", "Forward passes run.", value=stats.batches)
+        yield CounterMetricFamily("rerank_batch_pairs", "Pairs scored in forward passes.", value=stats.pairs)
+        yield CounterMetricFamily("rerank_batch_real_tokens", "Real tokens in forward passes.",
+                                  value=stats.real_tokens)
+        yield CounterMetricFamily("rerank_batch_padded_tokens", "Padded tokens in forward passes.",
+                                  value=stats.padded_tokens)
+        yield CounterMetricFamily("rerank_inference_seconds", "Seconds spent in forward passes.",
+                                  value=stats.busy_seconds)
+
+
+class Metrics:
+    """One registry per app, so several apps in one process never collide."""
+
+    def __init__(self, batcher: Batcher) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("rerank_requests", "HTTP requests by route and status.", ["route", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("rerank_request_seconds", "HTTP request latency by route.", ["route"],
+                                 registry=self.registry,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+        self.documents = Counter("rerank_documents", "Documents scored.", registry=self.registry)
+        self.tokens = Counter("rerank_tokens", "Tokens scored (query + document pairs).", registry=self.registry)
+        self.registry.register(_BatcherCollector(batcher))
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def count_scored(self, documents: int, tokens: int) -> None:
+        self.documents.inc(documents)
+        self.tokens.inc(tokens)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

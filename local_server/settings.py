@@ -1,0 +1,50 @@
+"""Server settings, read from the environment (prefix RERANK_) and overridable by `rerank-kit serve` flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PORT = 8086
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RERANK_", env_file=None, protected_namespaces=())
+
+    model: str = Field("BAAI/bge-reranker-v2-m3", description="Hub id or local folder of a cross-encoder.")
+    served_model_name: str | None = Field(None, description="Model id reported to clients (default: folder name).")
+    device: str = Field("auto", description="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps.")
+    fp16: bool | None = Field(None, description="Half precision; default on for CUDA only.")
+    max_length: int = Field(512, ge=8, description="Max tokens of a (query, document) pair.")
+    query_max_length: int | None = Field(None, ge=1, description="Max query tokens (default 3/4 of max_length).")
+    max_batch_tokens: int = Field(16384, ge=64, description="Padded-token budget of one forward pass.")
+    max_batch_size: int = Field(32, ge=1, description="Max pairs in one forward pass.")
+    max_wait_ms: float = Field(2.0, ge=0, description="How long a lone request waits for company to batch with.")
+    max_docs: int = Field(1000, ge=1, description="Max documents per request (413 above).")
+    max_queue_pairs: int = Field(20000, ge=1, description="Pairs waiting before new requests get 503.")
+    max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Max request body (413 above).")
+    backend: Literal["torch", "onnx"] = Field("torch", description="torch, or onnx (opt-in fast CPU path).")
+    onnx_quantize: Literal["none", "int8"] = Field("none", description="onnx backend: int8 dynamic quantisation.")
+    threads: int | None = Field(None, ge=1, description="Intra-op threads for inference (default: all cores).")
+    cache_dir: Path = Field(Path.home() / ".cache" / "rerank-kit", description="Where exported ONNX models go.")
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_PORT
+    api_key: SecretStr | None = Field(None, description="If set, rerank routes need 'Authorization: Bearer KEY'.")
+    offline: bool = Field(False, description="Never contact the Hugging Face Hub.")
+    log_level: str = "info"
+
+    @property
+    def effective_query_max_length(self) -> int:
+        """FlagReranker's rule: the query gets 3/4 of max_length unless set."""
+        return self.query_max_length or self.max_length * 3 // 4
+
+    @property
+    def model_id(self) -> str:
+        """The id reported in responses, /info and /v1/models."""
+        if self.served_model_name:
+            return self.served_model_name
+        local = Path(self.model).expanduser()
+        return local.name if local.is_dir() else self.model
