@@ -21,20 +21,26 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(model_dir: Path, *, startup_timeout: float = 90.0, **settings: str) -> Iterator[str]:
-    """Start the server with RERANK_<KEY>=value settings; yield its base URL; stop it afterwards."""
+def running_server(model_dir: Path, *, startup_timeout: float = 90.0, log_file: Path | None = None,
+                   **settings: str) -> Iterator[str]:
+    """Start the server with RERANK_<KEY>=value settings; yield its base URL; stop it afterwards.
+
+    The server's output goes to `log_file` when given (read it after the block), else to a pipe.
+    """
     port = free_port()
     env = {**os.environ, "RERANK_MODEL": str(model_dir), "RERANK_OFFLINE": "1", "RERANK_HOST": "127.0.0.1",
            "RERANK_PORT": str(port), "RERANK_LOG_LEVEL": "warning"}
     env.update({f"RERANK_{key.upper()}": value for key, value in settings.items()})
+    output = log_file.open("w") if log_file else subprocess.PIPE
     proc = subprocess.Popen([sys.executable, "-m", "rerank_kit.cli", "serve"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=output, stderr=subprocess.STDOUT, text=True)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}:\n{proc.stdout.read()}")
+                logs = log_file.read_text() if log_file else proc.stdout.read()
+                raise RuntimeError(f"server exited with {proc.returncode}:\n{logs}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{base_url}/health", timeout=1.0).status_code == 200:
                     break
@@ -49,3 +55,5 @@ def running_server(model_dir: Path, *, startup_timeout: float = 90.0, **settings
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if log_file:
+            output.close()

@@ -1,0 +1,93 @@
+"""Operations over real HTTP: API key auth, cross-request batching, backpressure, start-up failures."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from server_process import running_server
+
+BODY = {"query": "what is the weather", "documents": ["it is sunny today", "paris is the capital", "cat on mat"]}
+KEY = "sk-test-not-for-logs-4242"
+
+
+def test_api_key_is_required_on_rerank_routes_only(tiny_model_dir: Path, tmp_path: Path) -> None:
+    log_file = tmp_path / "server.log"
+    with running_server(tiny_model_dir, api_key=KEY, log_file=log_file, log_level="debug") as url:
+        for path in ("/rerank", "/v1/rerank", "/v2/rerank", "/api/v1/rerank"):
+            missing = httpx.post(f"{url}{path}", json=BODY)
+            assert missing.status_code == 401
+            assert missing.json()["error_type"] == "Unauthorized"
+            assert "Authorization: Bearer" in missing.json()["error"]
+            wrong = httpx.post(f"{url}{path}", json=BODY, headers={"Authorization": "Bearer nope"})
+            assert wrong.status_code == 401
+            empty = httpx.post(f"{url}{path}", json=BODY, headers={"Authorization": "Bearer"})
+            assert empty.status_code == 401
+            ok = httpx.post(f"{url}{path}", json=BODY, headers={"Authorization": f"Bearer {KEY}"})
+            assert ok.status_code == 200, ok.text
+        lower_scheme = {"Authorization": f"bearer {KEY}"}
+        tei = httpx.post(f"{url}/rerank", json={"query": "q", "texts": ["a"]}, headers=lower_scheme)
+        assert tei.status_code == 200
+        assert httpx.get(f"{url}/health").status_code == 200  # health stays open for probes
+    logs = log_file.read_text()
+    assert "POST /v1/rerank" in logs  # the debug log did record the requests...
+    assert KEY not in logs  # ...and never the key
+
+
+def test_concurrent_requests_share_batches(tiny_model_dir: Path) -> None:
+    """With a batching window, concurrent requests are scored in fewer forward passes than requests."""
+    with running_server(tiny_model_dir, max_wait_ms="200") as url:
+        alone = httpx.post(f"{url}/v1/rerank", json=BODY).json()["results"]
+
+        async def fire(n: int) -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+                return await asyncio.gather(*(client.post("/v1/rerank", json=BODY) for _ in range(n)))
+
+        batches_before = _metric(url, "rerank_batches_total")
+        responses = asyncio.run(fire(12))
+        batches = _metric(url, "rerank_batches_total") - batches_before
+        assert all(r.status_code == 200 for r in responses)
+        assert batches < 12, f"{batches} forward passes for 12 concurrent requests"
+        for resp in responses:  # batching with others changes no score
+            got = {r["index"]: r["relevance_score"] for r in resp.json()["results"]}
+            assert got == pytest.approx({r["index"]: r["relevance_score"] for r in alone}, abs=1e-5)
+
+
+def test_full_queue_answers_503_with_retry_after(tiny_model_dir: Path) -> None:
+    with running_server(tiny_model_dir, max_wait_ms="300", max_queue_pairs="6") as url:
+
+        async def flood() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+                return await asyncio.gather(*(client.post("/v1/rerank", json=BODY) for _ in range(10)))
+
+        responses = asyncio.run(flood())
+        statuses = [r.status_code for r in responses]
+        assert set(statuses) <= {200, 503} and 200 in statuses and 503 in statuses, statuses
+        rejected = next(r for r in responses if r.status_code == 503)
+        assert rejected.headers["retry-after"] == "1"
+        assert rejected.json()["error_type"] == "Overloaded"
+        assert httpx.post(f"{url}/v1/rerank", json=BODY).status_code == 200  # it recovers
+
+
+@pytest.mark.parametrize("model", ["/nonexistent/bge-reranker", "BAAI/bge-reranker-v2-m3"])
+def test_missing_model_exits_nonzero_with_one_clear_line(model: str, tmp_path: Path) -> None:
+    env = {**os.environ, "RERANK_MODEL": model, "RERANK_OFFLINE": "1", "HF_HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "rerank_kit.cli", "serve"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("rerank-kit:")]
+    assert len(lines) == 1, proc.stderr
+    assert model in lines[0] and "RERANK_MODEL" in lines[0] and "local folder" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def _metric(url: str, name: str) -> float:
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
