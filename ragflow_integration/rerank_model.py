@@ -16,6 +16,7 @@ importing `Base` here) avoids a circular import and lets it adapt to the two `Ba
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -51,6 +52,13 @@ def estimated_tokens(query: str, texts: list[str]) -> int:
     return max(1, sum(len(text.split()) for text in [query, *texts]))
 
 
+@functools.cache
+def shared_client(base_url: str, api_key: str | None, model: str | None) -> RerankClient:
+    """One client per configuration and process: RAGFlow builds a model object per request, and this
+    keeps the connection pool and the server's detected dialect across them (httpx.Client is thread-safe)."""
+    return RerankClient(base_url, api_key=api_key, model=model)
+
+
 class RerankKitModel:
     """The scoring half of the RAGFlow class: holds the settings and calls the shared client."""
 
@@ -63,8 +71,8 @@ class RerankKitModel:
 
     def _compute_rank(self, query: str, texts: list[str]) -> tuple[np.ndarray, int]:
         """Score every text in one request; returns (scores in input order, token count > 0)."""
-        with RerankClient(self.base_url, api_key=self.api_key, model=self.model_name or None) as client:
-            response = client.rerank(query, list(texts))
+        client = shared_client(self.base_url, self.api_key, self.model_name or None)
+        response = client.rerank(query, list(texts))
         scores = np.zeros(len(texts), dtype=float)
         for result in response.results:
             scores[result.index] = result.relevance_score

@@ -4,6 +4,8 @@
 # `_compute_rank(query, texts) -> (scores, token_count)`, then `_normalize_rank`: scores already inside
 # [0, 1] are returned unchanged, a batch with a spread of at least 1e-3 is min-max rescaled, a flatter
 # one is clipped to [0, 1]. Providers override `_compute_rank`, never `similarity`.
+# RAGFlow's shapes, kept as they are: an ABC without abstract methods, a list-valued _FACTORY_NAME.
+# ruff: noqa: B024, B027, RUF012
 from abc import ABC
 
 import numpy as np
