@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PORT = 8086
@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="If set, rerank routes need 'Authorization: Bearer KEY'.")
     offline: bool = Field(False, description="Never contact the Hugging Face Hub.")
     log_level: str = "info"
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: object) -> object:
+        """`RERANK_API_KEY=` (as docker compose passes an unset variable) means no key."""
+        return value or None
 
     @property
     def effective_query_max_length(self) -> int:
