@@ -1,0 +1,151 @@
+"""Dify rerank model backed by a rerank-kit server, through the shared `rerank_kit.client`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from dify_plugin import RerankModel
+from dify_plugin.entities import I18nObject
+from dify_plugin.entities.model import AIModelEntity, FetchFrom, ModelPropertyKey, ModelType
+from dify_plugin.entities.model.rerank import MultiModalRerankResult, RerankDocument, RerankResult
+from dify_plugin.entities.model.text_embedding import MultiModalContent, MultiModalContentType
+from dify_plugin.errors.model import (
+    CredentialsValidateFailedError,
+    InvokeAuthorizationError,
+    InvokeBadRequestError,
+    InvokeConnectionError,
+    InvokeError,
+    InvokeRateLimitError,
+    InvokeServerUnavailableError,
+)
+
+from rerank_kit.client import RerankClient
+from rerank_kit.errors import (
+    AuthError,
+    BadRequestError,
+    ConnectionFailedError,
+    RateLimitError,
+    RerankError,
+    RerankTimeoutError,
+    ServerError,
+)
+
+DEFAULT_SERVER_URL = "http://host.docker.internal:8086"
+DEFAULT_TIMEOUT_SECONDS = 60.0
+DEFAULT_MAX_RETRIES = 2
+DEFAULT_CONTEXT_SIZE = 512
+
+
+def _number(credentials: Mapping, key: str, default: float, kind: type[int] | type[float]) -> int | float:
+    """A numeric form value (Dify sends strings); blank means the default."""
+    raw = credentials.get(key)
+    if raw is None or str(raw).strip() == "":
+        return default
+    try:
+        value = kind(str(raw).strip())
+    except ValueError:
+        raise BadRequestError(f"{key} must be a number, got {raw!r}",
+                              hint=f"enter a plain number such as {default:g}") from None
+    if value < 0:
+        raise BadRequestError(f"{key} must not be negative, got {raw!r}", hint=f"the default is {default:g}")
+    return value
+
+
+def client_for(model: str | None, credentials: Mapping) -> RerankClient:
+    """A shared-client instance configured from the credential form."""
+    return RerankClient(
+        str(credentials.get("server_url") or DEFAULT_SERVER_URL),
+        api_key=credentials.get("api_key") or None,
+        model=model or None,
+        timeout=float(_number(credentials, "timeout", DEFAULT_TIMEOUT_SECONDS, float)),
+        max_retries=int(_number(credentials, "max_retries", DEFAULT_MAX_RETRIES, int)),
+    )
+
+
+def _text_of(content: MultiModalContent) -> str:
+    if content.content_type != MultiModalContentType.TEXT:
+        raise BadRequestError(
+            f"{content.content_type.value} content cannot be reranked",
+            hint="rerank-kit serves a text cross-encoder: send text contents only",
+        )
+    return content.content
+
+
+class LocalRerankModel(RerankModel):
+    """Reranks with whatever cross-encoder the configured rerank-kit server serves."""
+
+    def _invoke(
+        self,
+        model: str,
+        credentials: dict,
+        query: str,
+        docs: list[str],
+        score_threshold: float | None = None,
+        top_n: int | None = None,
+        user: str | None = None,
+    ) -> RerankResult:
+        """Score `docs` against `query`; keep the best `top_n` at or above `score_threshold`.
+
+        Dify's daemon sends 0 / 0.0 when top_n / score_threshold are unset: both then mean "no limit".
+        """
+        if not docs:
+            return RerankResult(model=model, docs=[])
+        limit = top_n if top_n and top_n > 0 else None
+        with client_for(model, credentials) as client:
+            response = client.rerank(query, docs, top_n=limit)
+        ranked = [
+            RerankDocument(index=result.index, text=docs[result.index], score=result.relevance_score)
+            for result in response.results
+            if not score_threshold or result.relevance_score >= score_threshold
+        ]
+        return RerankResult(model=model, docs=ranked[:limit])
+
+    def _invoke_multimodal(
+        self,
+        model: str,
+        credentials: dict,
+        query: MultiModalContent,
+        docs: Sequence[MultiModalContent],
+        score_threshold: float | None = None,
+        top_n: int | None = None,
+        user: str | None = None,
+    ) -> MultiModalRerankResult:
+        """The multimodal entry point, for text contents; images are refused with a clear error."""
+        texts = [_text_of(doc) for doc in docs]
+        result = self._invoke(model, credentials, _text_of(query), texts, score_threshold, top_n, user)
+        return MultiModalRerankResult(model=result.model, docs=result.docs)
+
+    def validate_credentials(self, model: str, credentials: dict) -> None:
+        """Check the server for real (reachable, key accepted, a reranker) and keep its context size."""
+        try:
+            with client_for(model, credentials) as client:
+                report = client.check()
+        except RerankError as error:  # a malformed form value or URL, before any request
+            raise CredentialsValidateFailedError(str(error)) from error
+        if not report.ok:
+            raise CredentialsValidateFailedError(report.message)
+        if report.max_input_length:
+            credentials["context_size"] = report.max_input_length
+
+    def get_customizable_model_schema(self, model: str, credentials: Mapping) -> AIModelEntity:
+        """The schema of a user-named model: a rerank model with the server's context size."""
+        return AIModelEntity(
+            model=model,
+            label=I18nObject(en_US=model),
+            fetch_from=FetchFrom.CUSTOMIZABLE_MODEL,
+            model_type=ModelType.RERANK,
+            model_properties={
+                ModelPropertyKey.CONTEXT_SIZE: int(credentials.get("context_size") or DEFAULT_CONTEXT_SIZE)
+            },
+            parameter_rules=[],
+        )
+
+    @property
+    def _invoke_error_mapping(self) -> dict[type[InvokeError], list[type[Exception]]]:
+        return {
+            InvokeConnectionError: [ConnectionFailedError, RerankTimeoutError],
+            InvokeServerUnavailableError: [ServerError],
+            InvokeRateLimitError: [RateLimitError],
+            InvokeAuthorizationError: [AuthError],
+            InvokeBadRequestError: [BadRequestError],
+        }

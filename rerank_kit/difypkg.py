@@ -1,0 +1,519 @@
+"""Build and validate the Dify plugin package (.difypkg): `rerank-kit package-dify [-o dist/]`.
+
+The package is what Dify's Go packager (dify-plugin-daemon `plugin_packager`) would produce from a plugin
+root: a Deflate zip with `/` separators, no directory entries, files sorted by path, `.difyignore`
+honoured, at most 50 MB uncompressed. The root is assembled from the repository's `manifest.yaml`, the
+sources in `dify_plugin/` and the `rerank_kit` modules those sources import (found by reading the
+imports, never a fixed list). Validation follows what the daemon checks when it decodes a package
+(manifest fields and regexes, icons in `_assets/`, provider and model YAML schema, README.md) plus what
+the Python runner needs (sources present, every import installable from requirements.txt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import datetime as dt
+import fnmatch
+import hashlib
+import importlib.metadata
+import io
+import re
+import sys
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PLUGIN_SOURCES = "dify_plugin"
+CLIENT_PACKAGE = "rerank_kit"
+MAX_UNCOMPRESSED_BYTES = 50 * 1024 * 1024  # the daemon's default PLUGIN_MAX_PACKAGE_SIZE
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same sources give the same bytes
+
+VERSION_RE = re.compile(r"^\d{1,4}(\.\d{1,4}){2}(-\w{1,16})?$")
+AUTHOR_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
+NAME_RE = re.compile(r"^[a-z0-9_-]{1,128}$")
+ARCHES = {"amd64", "arm64"}
+MODEL_TYPES = {"llm", "text-embedding", "rerank", "speech2text", "moderation", "tts", "text2img",
+               "multimodal-embedding", "multimodal-rerank"}
+MODEL_TYPE_KEYS = {"llm", "text_embedding", "rerank", "tts", "speech2text", "moderation"}
+CONFIGURATE_METHODS = {"predefined-model", "customizable-model"}
+FORM_TYPES = {"text-input", "secret-input", "select", "radio", "switch"}
+ICON_FIELDS = ("icon_small", "icon_large", "icon_small_dark", "icon_large_dark")
+OTHER_EXTENSIONS = ("tools", "endpoints", "agent_strategies", "datasources", "triggers")
+# Heavy or server-side code must never reach the plugin's venv.
+FORBIDDEN_IMPORTS = {"torch", "FlagEmbedding", "transformers", "local_server", "ragflow_integration",
+                     "benchmarks"}
+
+
+class PackageError(Exception):
+    """The plugin root or package is invalid; the message lists every problem found."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid Dify plugin package:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+@dataclass(frozen=True)
+class Package:
+    path: Path
+    identity: str  # author/name:version@checksum, as Dify names an installed package
+    files: tuple[str, ...]
+
+
+# ---------------------------------------------------------------- .difyignore (gitignore subset)
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out + r"\Z")
+
+
+@dataclass(frozen=True)
+class IgnorePattern:
+    regex: re.Pattern[str]
+    anchored: bool  # contains a slash: matched against the whole relative path
+    dir_only: bool
+
+    @classmethod
+    def parse(cls, line: str) -> IgnorePattern:
+        dir_only = line.endswith("/")
+        body = line.rstrip("/")
+        anchored = "/" in body
+        return cls(_glob_regex(body.lstrip("/")), anchored, dir_only)
+
+    def matches(self, rel_path: str, is_dir: bool) -> bool:
+        if self.dir_only and not is_dir:
+            return False
+        return bool(self.regex.match(rel_path if self.anchored else rel_path.rsplit("/", 1)[-1]))
+
+
+def ignore_patterns(text: str) -> list[IgnorePattern]:
+    """Patterns of a .difyignore; like the Go packager, `!` lines never re-include anything."""
+    lines = (line.strip() for line in text.splitlines())
+    return [IgnorePattern.parse(line) for line in lines if line and not line.startswith(("#", "!"))]
+
+
+def is_ignored(rel_path: str, patterns: list[IgnorePattern]) -> bool:
+    """True when the file or any folder above it matches a pattern."""
+    parts = rel_path.split("/")
+    candidates = [("/".join(parts[:n]), n < len(parts)) for n in range(1, len(parts) + 1)]
+    return any(p.matches(path, is_dir) for path, is_dir in candidates for p in patterns)
+
+
+# ---------------------------------------------------------------- imports
+
+def _imported_modules(source: bytes, module: str, is_package: bool) -> Iterator[tuple[str, bool]]:
+    """(name, must_be_module) for every import in `source` (anywhere in the file), relative ones resolved.
+
+    `from a import b` yields ("a", True) and ("a.b", False): `b` may be a submodule or an attribute.
+    """
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            yield from ((alias.name, True) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            yield base, True
+            yield from ((f"{base}.{alias.name}", False) for alias in node.names if alias.name != "*")
+
+
+def _module_file(module: str, root: Path) -> str | None:
+    """`a.b` -> `a/b.py` or `a/b/__init__.py` when it exists under root."""
+    path = module.replace(".", "/")
+    return next((p for p in (f"{path}.py", f"{path}/__init__.py") if (root / p).is_file()), None)
+
+
+def _module_name(rel_path: str) -> tuple[str, bool]:
+    path = PurePosixPath(rel_path).with_suffix("")
+    is_package = path.name == "__init__"
+    return ".".join(path.parent.parts if is_package else path.parts), is_package
+
+
+def client_modules(sources: Mapping[str, bytes], root: Path = REPO_ROOT) -> dict[str, bytes]:
+    """The `rerank_kit` files the plugin sources import, transitively, read from `root`."""
+    found: dict[str, bytes] = {}
+    pending = [(rel, data) for rel, data in sources.items() if rel.endswith(".py")]
+    while pending:
+        rel, data = pending.pop()
+        module, is_package = _module_name(rel)
+        for name, _ in _imported_modules(data, module, is_package):
+            if name.split(".")[0] != CLIENT_PACKAGE:
+                continue
+            parts = name.split(".")
+            for depth in range(1, len(parts) + 1):  # the module and every package above it
+                path = _module_file(".".join(parts[:depth]), root)
+                if path and path not in found:
+                    found[path] = (root / path).read_bytes()
+                    pending.append((path, found[path]))
+    return found
+
+
+def _normalise(dist: str) -> str:
+    return re.sub(r"[-_.]+", "_", dist).lower()
+
+
+def _requirement_names(text: str) -> set[str]:
+    names = set()
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            names.add(_normalise(re.split(r"[\s<>=!~;\[@]", line, maxsplit=1)[0]))
+    return names
+
+
+def _installed_closure(names: set[str]) -> set[str]:
+    """Requirement names plus whatever they pull in, as far as this environment knows."""
+    closure, pending = set(names), list(names)
+    while pending:
+        try:
+            requires = importlib.metadata.requires(pending.pop()) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        for requirement in requires:
+            if "extra ==" in requirement:
+                continue
+            dep = _normalise(re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0])
+            if dep not in closure:
+                closure.add(dep)
+                pending.append(dep)
+    return closure
+
+
+# ---------------------------------------------------------------- assembling the plugin root
+
+def plugin_root_files(root: Path = REPO_ROOT) -> dict[str, bytes]:
+    """Every file of the standard plugin root, by its path inside the package."""
+    sources_dir = root / PLUGIN_SOURCES
+    manifest = root / "manifest.yaml"
+    if not manifest.is_file() or not sources_dir.is_dir():
+        raise PackageError([f"{root} has no manifest.yaml and {PLUGIN_SOURCES}/: run from a rerank-kit checkout"])
+    ignore_file = next((sources_dir / n for n in (".difyignore", ".gitignore") if (sources_dir / n).is_file()), None)
+    patterns = ignore_patterns(ignore_file.read_text(encoding="utf-8")) if ignore_file else []
+    files = {"manifest.yaml": manifest.read_bytes()}
+    for path in sorted(sources_dir.rglob("*")):
+        rel = path.relative_to(sources_dir).as_posix()
+        if path.is_file() and not is_ignored(rel, patterns):
+            files[rel] = path.read_bytes()
+    clashes = [rel for rel in files if rel.split("/")[0] == CLIENT_PACKAGE]
+    if clashes:
+        raise PackageError([f"{PLUGIN_SOURCES}/{c} clashes with the bundled {CLIENT_PACKAGE} package" for c in clashes])
+    files.update(client_modules(files, root))
+    return dict(sorted(files.items()))
+
+
+def checksum(files: Mapping[str, bytes]) -> str:
+    """The daemon's package checksum: sha256 over sorted paths of sha256(path) + sha256(content)."""
+    digest = b"".join(hashlib.sha256(p.encode()).digest() + hashlib.sha256(files[p]).digest() for p in sorted(files))
+    return hashlib.sha256(digest).hexdigest()
+
+
+def identity(files: Mapping[str, bytes]) -> str:
+    manifest = yaml.safe_load(files["manifest.yaml"])
+    return f"{manifest['author']}/{manifest['name']}:{manifest['version']}@{checksum(files)}"
+
+
+def zip_bytes(files: Mapping[str, bytes], max_size: int = MAX_UNCOMPRESSED_BYTES) -> bytes:
+    total = sum(len(data) for data in files.values())
+    if total > max_size:
+        largest = sorted(files, key=lambda p: len(files[p]), reverse=True)[:5]
+        raise PackageError([f"uncompressed size {total} bytes exceeds {max_size}; largest: "
+                            + ", ".join(f"{p} ({len(files[p])} bytes)" for p in largest)])
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(files):
+            info = zipfile.ZipInfo(path, ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # unix, so the permission bits below mean what they say
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, files[path])
+    return buffer.getvalue()
+
+
+def read_package(path: Path, max_size: int = MAX_UNCOMPRESSED_BYTES) -> dict[str, bytes]:
+    """The files of a .difypkg, refusing what the daemon refuses (unsafe paths, over-size)."""
+    problems, files = [], {}
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        if sum(info.file_size for info in infos) > max_size:
+            problems.append(f"uncompressed size exceeds {max_size} bytes")
+        for info in infos:
+            name = info.filename
+            if "\\" in name or name.startswith("/") or ".." in name.split("/"):
+                problems.append(f"unsafe path in package: {name!r}")
+            elif info.is_dir():
+                problems.append(f"directory entry in package: {name!r} (the Go packager writes files only)")
+            else:
+                files[name] = archive.read(info)
+    if problems:
+        raise PackageError(problems)
+    return files
+
+
+# ---------------------------------------------------------------- validation
+
+def _en_us(value: Any, where: str, problems: list[str]) -> None:
+    if not isinstance(value, dict) or not str(value.get("en_US") or "").strip():
+        problems.append(f"{where} needs an en_US text")
+
+
+def _icon(value: Any, where: str, files: Mapping[str, bytes], problems: list[str]) -> None:
+    names = value.values() if isinstance(value, dict) else [value]
+    problems += [f"{where} {name!r} is not in _assets/" for name in names
+                 if name and f"_assets/{name}" not in files]
+
+
+def _yaml(files: Mapping[str, bytes], path: str, problems: list[str]) -> dict[str, Any]:
+    if path not in files:
+        problems.append(f"{path} is missing")
+        return {}
+    try:
+        data = yaml.safe_load(files[path])
+    except yaml.YAMLError as error:
+        problems.append(f"{path} is not valid YAML: {error}")
+        return {}
+    if not isinstance(data, dict):
+        problems.append(f"{path} must be a YAML mapping")
+        return {}
+    return data
+
+
+def _timestamp(value: Any) -> bool:
+    if isinstance(value, dt.datetime):
+        return value.tzinfo is not None
+    try:
+        return dt.datetime.fromisoformat(str(value)).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def _validate_manifest(files: Mapping[str, bytes], problems: list[str]) -> dict[str, Any]:
+    m = _yaml(files, "manifest.yaml", problems)
+    if not m:
+        return m
+    checks = [
+        (VERSION_RE.match(str(m.get("version", ""))), "version must look like 1.2.3 or 1.2.3-beta"),
+        (m.get("type") == "plugin", "type must be 'plugin'"),
+        (AUTHOR_RE.match(str(m.get("author", ""))), "author must match ^[a-z0-9_-]{1,64}$"),
+        (NAME_RE.match(str(m.get("name", ""))), "name must match ^[a-z0-9_-]{1,128}$"),
+        (_timestamp(m.get("created_at")), "created_at must be an RFC3339 time with a zone"),
+    ]
+    problems += [f"manifest.yaml: {message}" for ok, message in checks if not ok]
+    _en_us(m.get("label"), "manifest.yaml label", problems)
+    _en_us(m.get("description"), "manifest.yaml description", problems)
+    if not m.get("icon"):
+        problems.append("manifest.yaml: icon is required")
+    _icon(m.get("icon"), "manifest.yaml icon", files, problems)
+    _icon(m.get("icon_dark"), "manifest.yaml icon_dark", files, problems)
+    resource = m.get("resource") or {}
+    if not isinstance(resource.get("memory"), int) or resource["memory"] <= 0:
+        problems.append("manifest.yaml: resource.memory must be a positive number of bytes")
+    meta = m.get("meta") or {}
+    runner = meta.get("runner") or {}
+    if not VERSION_RE.match(str(meta.get("version", ""))):
+        problems.append("manifest.yaml: meta.version must look like 0.0.1")
+    arch = meta.get("arch")
+    if not arch or not set(arch) <= ARCHES:
+        problems.append(f"manifest.yaml: meta.arch must be a non-empty subset of {sorted(ARCHES)}")
+    if runner.get("language") != "python" or not str(runner.get("version", "")).strip():
+        problems.append("manifest.yaml: meta.runner needs language: python and a version")
+    elif f"{runner.get('entrypoint')}.py" not in files:
+        problems.append(f"manifest.yaml: meta.runner.entrypoint {runner.get('entrypoint')!r} has no .py file")
+    privacy = m.get("privacy")
+    if privacy and privacy not in files:
+        problems.append(f"manifest.yaml: privacy file {privacy!r} is missing")
+    plugins = m.get("plugins") or {}
+    if not plugins.get("models"):
+        problems.append("manifest.yaml: plugins.models must list the provider YAML")
+    problems += [f"manifest.yaml: a model plugin cannot also declare plugins.{kind}"
+                 for kind in OTHER_EXTENSIONS if plugins.get(kind)]
+    if "README.md" not in files:
+        problems.append("README.md is missing (Dify shows it as the plugin's en_US readme)")
+    return m
+
+
+def _validate_forms(forms: Any, where: str, problems: list[str]) -> None:
+    if not isinstance(forms, list):
+        problems.append(f"{where}.credential_form_schemas must be a list")
+        return
+    for i, form in enumerate(forms):
+        at = f"{where}.credential_form_schemas[{i}]"
+        if not isinstance(form, dict) or not form.get("variable"):
+            problems.append(f"{at} needs a variable")
+            continue
+        _en_us(form.get("label"), f"{at} ({form['variable']}) label", problems)
+        if form.get("type") not in FORM_TYPES:
+            problems.append(f"{at} ({form['variable']}) type must be one of {sorted(FORM_TYPES)}")
+        if "default" in form and not isinstance(form["default"], str | None):
+            problems.append(f"{at} ({form['variable']}) default must be a string: quote it")
+
+
+def _glob_matches(pattern: str, path: str) -> bool:
+    """Go's filepath.Match: `*` never crosses a `/`."""
+    pattern_parts, path_parts = pattern.split("/"), path.split("/")
+    return len(pattern_parts) == len(path_parts) and all(
+        fnmatch.fnmatchcase(p, q) for p, q in zip(path_parts, pattern_parts, strict=True))
+
+
+def _validate_model(files: Mapping[str, bytes], path: str, supported: list[Any], problems: list[str]) -> None:
+    model = _yaml(files, path, problems)
+    if not model:
+        return
+    if not str(model.get("model") or "").strip():
+        problems.append(f"{path}: model is required")
+    _en_us(model.get("label"), f"{path} label", problems)
+    if model.get("model_type") not in supported:
+        problems.append(f"{path}: model_type {model.get('model_type')!r} is not in supported_model_types")
+    properties = model.get("model_properties")
+    if not isinstance(properties, dict):
+        problems.append(f"{path}: model_properties must be a mapping")
+    elif "context_size" in properties and (not isinstance(properties["context_size"], int)
+                                           or properties["context_size"] <= 0):
+        problems.append(f"{path}: model_properties.context_size must be a positive integer")
+
+
+def _validate_provider(files: Mapping[str, bytes], path: str, problems: list[str]) -> None:
+    p = _yaml(files, path, problems)
+    if not p:
+        return
+    if not str(p.get("provider") or "").strip():
+        problems.append(f"{path}: provider is required")
+    _en_us(p.get("label"), f"{path} label", problems)
+    for field in ICON_FIELDS:
+        _icon(p.get(field), f"{path} {field}", files, problems)
+    supported = p.get("supported_model_types") or []
+    if not supported or not set(supported) <= MODEL_TYPES:
+        problems.append(f"{path}: supported_model_types must be a non-empty subset of {sorted(MODEL_TYPES)}")
+    methods = p.get("configurate_methods") or []
+    if not methods or not set(methods) <= CONFIGURATE_METHODS:
+        problems.append(f"{path}: configurate_methods must be a non-empty subset of {sorted(CONFIGURATE_METHODS)}")
+    if "provider_credential_schema" in p:
+        _validate_forms((p["provider_credential_schema"] or {}).get("credential_form_schemas"),
+                        f"{path} provider_credential_schema", problems)
+    model_schema = p.get("model_credential_schema")
+    if "customizable-model" in methods and not model_schema:
+        problems.append(f"{path}: customizable-model needs a model_credential_schema")
+    if model_schema:
+        _en_us((model_schema.get("model") or {}).get("label"), f"{path} model_credential_schema.model label",
+               problems)
+        _validate_forms(model_schema.get("credential_form_schemas"), f"{path} model_credential_schema", problems)
+    models = p.get("models", {})
+    if not isinstance(models, dict):
+        problems.append(f"{path}: models must be a mapping like {{rerank: {{predefined: [models/rerank/*.yaml]}}}}")
+        models = {}
+    for model_type, spec in models.items():
+        if model_type not in MODEL_TYPE_KEYS:
+            problems.append(f"{path}: models.{model_type} is not a model type key")
+            continue
+        for pattern in (spec or {}).get("predefined", []):
+            matched = [f for f in files if _glob_matches(pattern, f) and not f.endswith("_position.yaml")]
+            if not matched:
+                problems.append(f"{path}: models.{model_type}.predefined {pattern!r} matches no file")
+            for model_path in matched:
+                _validate_model(files, model_path, supported, problems)
+    python = (p.get("extra") or {}).get("python") or {}
+    sources = [python.get("provider_source"), *python.get("model_sources", [])]
+    if not python.get("provider_source"):
+        problems.append(f"{path}: extra.python.provider_source is required")
+    for source in filter(None, sources):
+        if source not in files:
+            problems.append(f"{path}: source {source!r} is not in the package")
+        if source.split("/")[0] == "dify_plugin":
+            problems.append(f"{path}: source {source!r} would load as dify_plugin.* and shadow the SDK")
+
+
+def _validate_imports(files: Mapping[str, bytes], problems: list[str]) -> None:
+    requirements = _requirement_names(files.get("requirements.txt", b"").decode())
+    if not requirements:
+        problems.append("requirements.txt is missing or empty (the daemon installs the plugin's venv from it)")
+    provided = _installed_closure(requirements)
+    distributions = importlib.metadata.packages_distributions()
+    local = {rel.split("/")[0].removesuffix(".py") for rel in files if rel.endswith(".py")}
+    for rel in (r for r in files if r.endswith(".py")):
+        module, is_package = _module_name(rel)
+        for name, must_be_module in set(_imported_modules(files[rel], module, is_package)):
+            top = name.split(".")[0]
+            if top in FORBIDDEN_IMPORTS:
+                problems.append(f"{rel} imports {name}: server-side code must stay out of the plugin")
+            elif top == "dify_plugin" and rel.startswith(f"{CLIENT_PACKAGE}/"):
+                problems.append(f"{rel} imports the dify_plugin SDK: the shared client must stay SDK-free")
+            elif top == CLIENT_PACKAGE and must_be_module and not _module_file_in(name, files):
+                problems.append(f"{rel} imports {name}, which is not bundled")
+            elif top in local or top in sys.stdlib_module_names or not top:
+                continue
+            elif _normalise(top) not in provided and not {
+                    _normalise(d) for d in distributions.get(top, [])} & provided:
+                problems.append(f"{rel} imports {top}, which requirements.txt does not install")
+
+
+def _module_file_in(module: str, files: Mapping[str, bytes]) -> bool:
+    path = module.replace(".", "/")
+    return f"{path}.py" in files or f"{path}/__init__.py" in files
+
+
+def validate(files: Mapping[str, bytes]) -> None:
+    """Raise PackageError listing every problem Dify's daemon (or the plugin's runner) would hit."""
+    problems: list[str] = []
+    manifest = _validate_manifest(files, problems)
+    for provider_path in (manifest.get("plugins") or {}).get("models") or []:
+        _validate_provider(files, provider_path, problems)
+    _validate_imports(files, problems)
+    if problems:
+        raise PackageError(problems)
+
+
+# ---------------------------------------------------------------- command
+
+def build(output_dir: Path, root: Path = REPO_ROOT, max_size: int = MAX_UNCOMPRESSED_BYTES) -> Package:
+    """Assemble, validate and write `<output_dir>/<name>-<version>.difypkg`; re-read it to prove it."""
+    files = plugin_root_files(root)
+    validate(files)
+    manifest = yaml.safe_load(files["manifest.yaml"])
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / f"{manifest['name']}-{manifest['version']}.difypkg"
+    path.write_bytes(zip_bytes(files, max_size))
+    return inspect(path, max_size)
+
+
+def inspect(path: Path, max_size: int = MAX_UNCOMPRESSED_BYTES) -> Package:
+    """Validate an existing .difypkg as the daemon would and return its identity."""
+    files = read_package(path, max_size)
+    validate(files)
+    return Package(path=path, identity=identity(files), files=tuple(files))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", type=Path, default=Path("dist"),
+                        help="folder for <name>-<version>.difypkg (default: dist/)")
+    parser.add_argument("--check", type=Path, metavar="FILE",
+                        help="validate an existing .difypkg instead of building one")
+    parser.add_argument("--max-size", type=int, default=MAX_UNCOMPRESSED_BYTES,
+                        help="uncompressed size cap in bytes (Dify's PLUGIN_MAX_PACKAGE_SIZE, default 50 MB)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        package = inspect(args.check, args.max_size) if args.check else build(args.output, max_size=args.max_size)
+    except (PackageError, OSError, zipfile.BadZipFile) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(package.path)
+    print(package.identity)
+    return 0

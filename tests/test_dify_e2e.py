@@ -1,0 +1,266 @@
+"""End to end, as Dify runs the plugin: build the .difypkg, unpack it, start `python -m main` in it
+(Python 3.12 + dify-plugin 0.10.x, INSTALL_METHOD=local) and speak the daemon's stdin/stdout JSON lines
+to it, against real rerank-kit servers on loopback.
+
+`make test` points RERANK_KIT_DIFY_PYTHON at `.venv-dify/bin/python`; without it these tests fail.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import queue
+import subprocess
+import threading
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from server_process import free_port, running_server
+
+from rerank_kit import difypkg
+
+PROVIDER = "local_reranker"
+SERVER_KEY = "e2e-secret-key"
+QUERY = "what is the capital of france"
+DOCS = ["the cat sat on the mat", "paris is the capital city of france", "rain and cloud today",
+        "python server client token batch"]
+REPLY_TIMEOUT = 60.0
+
+
+@dataclass
+class Reply:
+    """What the plugin answered in one session: stream payloads, or the error payload."""
+
+    streams: list[dict[str, Any]]
+    error: dict[str, Any] | None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        assert self.error is None, f"plugin answered with an error: {self.error}"
+        assert len(self.streams) == 1, self.streams
+        return self.streams[0]
+
+
+class PluginProcess:
+    """A `python -m main` plugin process driven like Dify's plugin daemon over stdio."""
+
+    def __init__(self, python: str, root: Path, log: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+        self._stderr = log.open("w")
+        self.proc = subprocess.Popen([python, "-m", "main"], cwd=root, env={**env, "INSTALL_METHOD": "local"},
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
+        self._lines: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._ids = itertools.count(1)
+        threading.Thread(target=self._read, daemon=True).start()
+        self.manifest = self._next(timeout=REPLY_TIMEOUT)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            if raw.strip():
+                self._lines.put(json.loads(raw))
+
+    def _next(self, timeout: float) -> dict[str, Any]:
+        try:
+            return self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no output from the plugin in {timeout}s (exit code {self.proc.poll()})") from None
+
+    def request(self, data: dict[str, Any]) -> Reply:
+        """Send one request line; collect this session's messages until its `end`."""
+        session_id = f"s{next(self._ids)}"
+        line = {"session_id": session_id, "event": "request", "conversation_id": None, "message_id": None,
+                "app_id": None, "endpoint_id": None, "context": {}, "data": {"user_id": "u1", **data}}
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(line) + "\n").encode())
+        self.proc.stdin.flush()
+        streams, error = [], None
+        while True:
+            message = self._next(timeout=REPLY_TIMEOUT)
+            if message.get("event") != "session" or message.get("session_id") != session_id:
+                continue  # logs, heartbeats
+            kind, payload = message["data"]["type"], message["data"]["data"]
+            if kind == "end":
+                return Reply(streams, error)
+            if kind == "error":
+                error = payload
+            else:
+                streams.append(payload)
+
+    def stop(self) -> None:
+        self.proc.terminate()  # on stdin EOF the SDK keeps running: it must be signalled
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._stderr.close()
+
+
+@pytest.fixture(scope="module")
+def dify_python() -> str:
+    python = os.environ.get("RERANK_KIT_DIFY_PYTHON")
+    if not python:
+        pytest.fail("RERANK_KIT_DIFY_PYTHON is not set: point it at a Python 3.12 with dify-plugin 0.10.x "
+                    "(`make test` sets it to .venv-dify/bin/python)")
+    return python
+
+
+@pytest.fixture(scope="module")
+def plugin_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built .difypkg unpacked, as the daemon unpacks it into its working directory."""
+    package = difypkg.build(tmp_path_factory.mktemp("dist"))
+    root = tmp_path_factory.mktemp("plugin-root")
+    with zipfile.ZipFile(package.path) as archive:
+        archive.extractall(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def plugin(dify_python: str, plugin_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginProcess]:
+    process = PluginProcess(dify_python, plugin_root, tmp_path_factory.mktemp("logs") / "plugin.stderr")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tiny_model_dir: Path) -> Iterator[str]:
+    with running_server(tiny_model_dir, api_key=SERVER_KEY) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="module")
+def served_model(live_server: str) -> str:
+    return httpx.get(f"{live_server}/info").json()["model_id"]
+
+
+def credentials(server_url: str, api_key: str = "") -> dict[str, str]:
+    return {"server_url": server_url, "api_key": api_key, "timeout": "30", "max_retries": "1"}
+
+
+def model_request(action: str, model: str, creds: dict[str, str], **data: Any) -> dict[str, Any]:
+    return {"type": "model", "action": action, "provider": PROVIDER, "model_type": "rerank", "model": model,
+            "credentials": creds, **data}
+
+
+def rerank_request(model: str, creds: dict[str, str], *, top_n: int, score_threshold: float) -> dict[str, Any]:
+    return model_request("invoke_rerank", model, creds, query=QUERY, docs=DOCS, top_n=top_n,
+                         score_threshold=score_threshold)
+
+
+def server_ranking(base_url: str) -> list[tuple[int, float]]:
+    """(index, score) as the server itself ranks QUERY/DOCS, best first."""
+    body = httpx.post(f"{base_url}/rerank", json={"query": QUERY, "documents": DOCS}).json()
+    return [(r["index"], r["relevance_score"]) for r in body["results"]]
+
+
+def ranking(reply: Reply) -> list[tuple[int, float]]:
+    return [(doc["index"], doc["score"]) for doc in reply.data["docs"]]
+
+
+def test_the_packaged_client_is_the_one_the_plugin_imports(dify_python: str, plugin_root: Path) -> None:
+    probe = "import dify_plugin, rerank_kit.client as c; print(c.__file__); print(dify_plugin.__file__)"
+    out = subprocess.run([dify_python, "-c", probe], cwd=plugin_root, capture_output=True, text=True, check=True)
+    client_file, sdk_file = map(Path, out.stdout.split())
+    assert client_file.parent.parent == plugin_root
+    assert "site-packages" in sdk_file.parts
+
+
+def test_plugin_declares_its_manifest_first(plugin: PluginProcess) -> None:
+    assert (plugin.manifest["author"], plugin.manifest["name"]) == ("rerank-kit", PROVIDER)
+    assert plugin.manifest["meta"]["runner"]["version"] == "3.12"
+
+
+def test_validate_provider_credentials_checks_the_live_server(plugin: PluginProcess, live_server: str) -> None:
+    reply = plugin.request({"type": "model", "action": "validate_provider_credentials", "provider": PROVIDER,
+                            "credentials": credentials(live_server)})
+    assert reply.data["result"] is True
+
+
+def test_validate_model_credentials_stores_the_server_context_size(
+        plugin: PluginProcess, live_server: str, served_model: str) -> None:
+    reply = plugin.request(model_request("validate_model_credentials", served_model,
+                                         credentials(f"{live_server}/v1/")))
+    info = httpx.get(f"{live_server}/info").json()
+    assert reply.data["result"] is True
+    assert reply.data["credentials"]["context_size"] == info["max_input_length"]
+
+
+def test_a_model_the_server_does_not_serve_fails_validation_with_the_fix(
+        plugin: PluginProcess, live_server: str, served_model: str) -> None:
+    reply = plugin.request(model_request("validate_model_credentials", "no-such-reranker", credentials(live_server)))
+    assert reply.error is not None and reply.error["error_type"] == "CredentialsValidateFailedError"
+    assert f"set the model name to {served_model}" in reply.error["message"]
+
+
+def test_invoke_rerank_with_top_n_returns_the_server_scores(
+        plugin: PluginProcess, live_server: str, served_model: str) -> None:
+    reply = plugin.request(rerank_request(served_model, credentials(live_server), top_n=2, score_threshold=0.0))
+    assert ranking(reply) == server_ranking(live_server)[:2]
+    assert [doc["text"] for doc in reply.data["docs"]] == [DOCS[i] for i, _ in ranking(reply)]
+    assert reply.data["model"] == served_model
+
+
+def test_unset_top_n_and_threshold_keep_every_document(
+        plugin: PluginProcess, live_server: str, served_model: str) -> None:
+    reply = plugin.request(rerank_request(served_model, credentials(live_server), top_n=0, score_threshold=0.0))
+    assert ranking(reply) == server_ranking(live_server)
+    assert sorted(i for i, _ in ranking(reply)) == list(range(len(DOCS)))
+
+
+def test_score_threshold_drops_the_documents_below_it(
+        plugin: PluginProcess, live_server: str, served_model: str) -> None:
+    expected = server_ranking(live_server)
+    threshold = (expected[1][1] + expected[2][1]) / 2  # between the 2nd and 3rd scores
+    reply = plugin.request(rerank_request(served_model, credentials(live_server), top_n=0,
+                                          score_threshold=threshold))
+    assert ranking(reply) == expected[:2]
+
+
+def test_multimodal_rerank_takes_text_and_refuses_images(
+        plugin: PluginProcess, live_server: str, served_model: str) -> None:
+    def contents(kind: str) -> dict[str, Any]:
+        return {"query": {"content": QUERY, "content_type": "text"},
+                "docs": [{"content": doc, "content_type": kind} for doc in DOCS],
+                "top_n": 3, "score_threshold": None}
+
+    text = plugin.request(model_request("invoke_multimodal_rerank", served_model, credentials(live_server),
+                                        **contents("text")))
+    assert ranking(text) == server_ranking(live_server)[:3]
+    image = plugin.request(model_request("invoke_multimodal_rerank", served_model, credentials(live_server),
+                                         **contents("image")))
+    assert image.error is not None and image.error["error_type"] == "InvokeBadRequestError"
+    assert "image content cannot be reranked" in image.error["message"]
+
+
+def test_an_unreachable_server_fails_with_a_connection_error_and_a_hint(
+        plugin: PluginProcess, served_model: str) -> None:
+    dead = credentials(f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    invoke = plugin.request(rerank_request(served_model, dead, top_n=0, score_threshold=0.0))
+    assert invoke.error is not None and invoke.error["error_type"] == "InvokeConnectionError"
+    assert "rerank-kit serve" in invoke.error["message"]
+    validate = plugin.request({"type": "model", "action": "validate_provider_credentials", "provider": PROVIDER,
+                               "credentials": dead})
+    assert validate.error is not None and validate.error["error_type"] == "CredentialsValidateFailedError"
+    assert "cannot connect" in validate.error["message"]
+
+
+def test_a_wrong_key_is_refused_and_the_right_one_accepted(
+        plugin: PluginProcess, keyed_server: str, served_model: str) -> None:
+    wrong = credentials(keyed_server, api_key="not-the-key")
+    validate = plugin.request(model_request("validate_model_credentials", served_model, wrong))
+    assert validate.error is not None and validate.error["error_type"] == "CredentialsValidateFailedError"
+    assert "RERANK_API_KEY" in validate.error["message"]
+    assert "not-the-key" not in validate.error["message"]
+    invoke = plugin.request(rerank_request(served_model, wrong, top_n=0, score_threshold=0.0))
+    assert invoke.error is not None and invoke.error["error_type"] == "InvokeAuthorizationError"
+    right = plugin.request(rerank_request(served_model, credentials(keyed_server, SERVER_KEY), top_n=1,
+                                          score_threshold=0.0))
+    assert len(right.data["docs"]) == 1
+
