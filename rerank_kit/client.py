@@ -55,7 +55,7 @@ PROBE_DOCUMENT = "Paris is the capital and largest city of France."
 _T = TypeVar("_T")
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0", "::1"}
 _ROUTE_SUFFIXES = ("/api/v1/rerank", "/v1/rerank", "/v2/rerank", "/rerank", "/v1", "/v2")
-_SCHEMES = re.compile(r"^(?:(https?):/*)+", re.IGNORECASE)
+_SCHEMES = re.compile(r"^(?:(https?)://)+", re.IGNORECASE)
 _NOT_RETRIED_5XX = {501, 505}
 _MAX_DETAIL = 200
 
@@ -146,10 +146,10 @@ def normalize_base_url(url: str) -> str:
     while stripped:
         stripped = False
         for suffix in _ROUTE_SUFFIXES:
-            if rest.lower().endswith(suffix) and len(rest) > len(suffix):
+            if rest.lower().endswith(suffix):
                 rest = rest[: -len(suffix)].rstrip("/")
                 stripped = True
-    if not rest:
+    if not rest or rest.startswith("/"):
         raise BadRequestError(f"the server URL {url!r} has no host", hint=f"use e.g. http://localhost:{DEFAULT_PORT}")
     try:
         httpx.URL(f"{scheme}://{rest}")
