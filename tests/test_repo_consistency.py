@@ -1,0 +1,53 @@
+"""Cheap guards that the docs, examples and scripts stay in step with the code."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from local_server.settings import DEFAULT_PORT, Settings
+from rerank_kit.cli import COMMANDS, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", list(Settings.model_fields))
+def test_every_setting_is_documented(name: str) -> None:
+    variable = f"RERANK_{name.upper()}"
+    assert variable in (ROOT / "docs" / "server.md").read_text(), f"{variable} missing from docs/server.md"
+    if name != "cache_dir":
+        assert variable in (ROOT / "conf" / "server.env.example").read_text()
+
+
+def test_default_port_is_stated_consistently() -> None:
+    assert DEFAULT_PORT == 8086
+    for doc in ("README.md", "docs/server.md", "conf/server.env.example", "conf/docker-compose.server.yml"):
+        assert str(DEFAULT_PORT) in (ROOT / doc).read_text(), doc
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "scripts").glob("*.sh")), ids=lambda p: p.name)
+def test_shell_scripts_parse_and_explain_themselves(script: Path) -> None:
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    shown = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True, timeout=30)
+    assert shown.returncode == 0 and shown.stdout.strip(), shown.stderr
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_cli_command_is_wired(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    module = importlib.import_module(COMMANDS[command][0])
+    assert callable(module.add_arguments) and callable(module.run)
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert f"rerank-kit {command}" in capsys.readouterr().out
+
+
+def test_cli_usage_and_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert main(["--help"]) == 0
+    usage = capsys.readouterr().out
+    assert all(name in usage for name in COMMANDS)
+    assert main(["no-such-command"]) == 2
