@@ -15,6 +15,7 @@ import argparse
 import ast
 import datetime as dt
 import fnmatch
+import functools
 import hashlib
 import importlib.metadata
 import io
@@ -179,7 +180,12 @@ def _requirement_names(text: str) -> set[str]:
     return names
 
 
-def _installed_closure(names: set[str]) -> set[str]:
+@functools.cache
+def _distributions() -> Mapping[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
+def _installed_closure(names: frozenset[str]) -> set[str]:
     """Requirement names plus whatever they pull in, as far as this environment knows."""
     closure, pending = set(names), list(names)
     while pending:
@@ -443,8 +449,8 @@ def _validate_imports(files: Mapping[str, bytes], problems: list[str]) -> None:
     requirements = _requirement_names(files.get("requirements.txt", b"").decode())
     if not requirements:
         problems.append("requirements.txt is missing or empty (the daemon installs the plugin's venv from it)")
-    provided = _installed_closure(requirements)
-    distributions = importlib.metadata.packages_distributions()
+    provided = _installed_closure(frozenset(requirements))
+    distributions = _distributions()
     local = {rel.split("/")[0].removesuffix(".py") for rel in files if rel.endswith(".py")}
     for rel in (r for r in files if r.endswith(".py")):
         module, is_package = _module_name(rel)
