@@ -1,0 +1,135 @@
+"""The in-process measurements, each run in its own child process (so its threads and memory are its own):
+
+- floor:  FlagReranker.compute_score(pairs, normalize=True) once per request (the library floor);
+- direct: the same model called with no server: tokenised once, length-sorted, batches of 32 under
+          torch.inference_mode (throughput over the pooled pairs; latency one request at a time);
+- peak:   the machine's fp32 matmul peak;
+- parity: ONNX fp32 and int8 scores against torch on the benchmark requests.
+
+`python -m benchmarks.inprocess MODE job.json result.json`; the job holds the model, the requests and
+the bounds.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+_BATCH = 32
+
+
+def _load(model: str):
+    from FlagEmbedding import FlagReranker
+
+    return FlagReranker(model, use_fp16=False, devices=["cpu"])
+
+
+def _bounded(requests: list[dict], max_requests: int, max_seconds: float):
+    started = time.perf_counter()
+    for i, request in enumerate(requests):
+        if i >= max_requests or (i and time.perf_counter() - started > max_seconds):
+            return
+        yield request
+
+
+def floor(job: dict) -> dict:
+    reranker = _load(job["model"])
+    reranker.compute_score([["warm", "up"]] * 2, normalize=True)
+    latencies, pairs = [], 0
+    for request in _bounded(job["requests"], job["max_requests"], job["max_seconds"]):
+        started = time.perf_counter()
+        reranker.compute_score([[request["query"], d] for d in request["documents"]], normalize=True)
+        latencies.append(time.perf_counter() - started)
+        pairs += len(request["documents"])
+    return {"latencies": latencies, "pairs": pairs, "seconds": sum(latencies)}
+
+
+class _Direct:
+    """The model and its tokenizer, called the way a server with no overhead would."""
+
+    def __init__(self, model: str) -> None:
+        import torch
+
+        reranker = _load(model)
+        self.torch, self.model, self.tokenizer = torch, reranker.model.eval(), reranker.tokenizer
+
+    def encode(self, request: dict) -> list[dict]:
+        enc = self.tokenizer([request["query"]] * len(request["documents"]), request["documents"],
+                             truncation="only_second", max_length=512)
+        return [{k: enc[k][i] for k in enc} for i in range(len(request["documents"]))]
+
+    def score(self, items: list[dict]) -> None:
+        items = sorted(items, key=lambda item: len(item["input_ids"]), reverse=True)
+        for start in range(0, len(items), _BATCH):
+            batch = self.tokenizer.pad(items[start:start + _BATCH], return_tensors="pt")
+            with self.torch.inference_mode():
+                self.model(**batch).logits  # noqa: B018
+
+
+def direct(job: dict) -> dict:
+    engine = _Direct(job["model"])
+    requests = job["requests"]
+    engine.score(engine.encode(requests[0]))  # warm
+    latencies = []
+    for request in _bounded(requests, job["latency_requests"], job["max_seconds"] / 2):
+        started = time.perf_counter()
+        engine.score(engine.encode(request))
+        latencies.append(time.perf_counter() - started)
+    pooled = list(_bounded(requests, job["max_requests"], float("inf")))
+    started = time.perf_counter()
+    engine.score([item for request in pooled for item in engine.encode(request)])
+    seconds = time.perf_counter() - started
+    return {"latencies": latencies, "pairs": sum(len(r["documents"]) for r in pooled), "seconds": seconds}
+
+
+def peak(job: dict) -> dict:
+    from benchmarks.flops import matmul_peak_gflops
+
+    return {"gflops": matmul_peak_gflops(job.get("threads"), job.get("max_seconds", 3.0))}
+
+
+def parity(job: dict) -> dict:
+    """Max |score difference| (sigmoid) and how many requests keep torch's exact ranking, per quantisation."""
+    from local_server.onnx_backend import load_onnx_backend
+
+    engine = _Direct(job["model"])
+    requests = job["requests"][: job["max_requests"]]
+    batches = [engine.tokenizer.pad(engine.encode(r), return_tensors="np") for r in requests]
+    with engine.torch.inference_mode():
+        reference = [engine.model(**{k: engine.torch.from_numpy(v) for k, v in b.items()}).logits.view(-1).numpy()
+                     for b in batches]
+    out = {}
+    for quantize in ("none", "int8"):
+        backend = load_onnx_backend(job["model"], quantize=quantize, threads=None, cache_dir=Path(job["cache_dir"]))
+        diffs, same_order = [], 0
+        for batch, ref in zip(batches, reference, strict=True):
+            got = backend.logits({k: np.asarray(v, dtype=np.int64) for k, v in batch.items()})
+            diffs.append(float(np.abs(_sigmoid(got) - _sigmoid(ref)).max()))
+            same_order += bool((np.argsort(-got, kind="stable") == np.argsort(-ref, kind="stable")).all())
+        out[quantize] = {"max_abs_score_diff": max(diffs), "requests": len(requests), "same_order": same_order}
+    return out
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+
+
+MODES = {"floor": floor, "direct": direct, "peak": peak, "parity": parity}
+
+
+def main(argv: list[str]) -> int:
+    mode, job_path, result_path = argv
+    job = json.loads(Path(job_path).read_text())
+    result = MODES[mode](job)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Path(result_path).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

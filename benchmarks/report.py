@@ -1,0 +1,92 @@
+"""Rows -> the markdown tables and the target checks of docs/BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class Row:
+    model: str
+    system: str
+    docs: int
+    concurrency: int
+    requests: int
+    pairs_per_s: float
+    p50_ms: float
+    p99_ms: float
+    peak_rss_mb: float
+    mfu: float
+    errors: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| model | system | docs | c | requests | pairs/s | p50 ms | p99 ms | peak RSS MB | MFU |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        errors = f" ({r.errors} errors)" if r.errors else ""
+        lines.append(f"| {r.model} | {r.system}{errors} | {r.docs} | {r.concurrency} | {r.requests} | "
+                     f"{r.pairs_per_s:.1f} | {r.p50_ms:.0f} | {r.p99_ms:.0f} | {r.peak_rss_mb:.0f} | "
+                     f"{r.mfu * 100:.1f}% |")
+    return "\n".join(lines)
+
+
+def _find(rows: list[Row], model: str, system: str, docs: int, concurrency: int) -> Row | None:
+    return next((r for r in rows if (r.model, r.system, r.docs, r.concurrency) == (model, system, docs,
+                                                                                  concurrency)), None)
+
+
+def targets(rows: list[Row], model: str, docs: int = 20, concurrency: int = 32) -> str:
+    """The issue's targets, each with the ratio measured in this run, or 'not measured'."""
+    ours = _find(rows, model, "rerank-kit", docs, concurrency)
+    checks: list[str] = []
+
+    def ratio(system: str, label: str, goal: float, mine: Row | None = ours) -> None:
+        peer = _find(rows, model, system, docs, concurrency if system != "direct" else 1)
+        if peer is None and system == "direct":
+            peer = _find(rows, model, system, docs, concurrency)
+        if mine is None or peer is None:
+            checks.append(f"- {label}: not measured in this run")
+            return
+        value = mine.pairs_per_s / peer.pairs_per_s
+        verdict = "met" if value >= goal else f"missed by {(goal - value) / goal * 100:.0f}%"
+        checks.append(f"- {label}: {mine.pairs_per_s:.1f} / {peer.pairs_per_s:.1f} pairs/s = "
+                      f"**{value:.2f}x** (target >= {goal}x): {verdict}")
+
+    where = f"{model}, c={concurrency} x {docs} passages"
+    ratio("naive", f"rerank-kit vs naive server ({where})", 3.0)
+    ratio("infinity", f"rerank-kit vs Infinity ({where})", 1.1)
+    ratio("direct", f"rerank-kit vs direct model rate ({where})", 0.9)
+    ratio("infinity", f"rerank-kit ONNX int8 vs Infinity fp32 ({where})", 1.8,
+          _find(rows, model, "rerank-kit-onnx-int8", docs, concurrency))
+    single, direct = _find(rows, model, "rerank-kit", docs, 1), _find(rows, model, "direct", docs, 1)
+    if single and direct:
+        limit = direct.p50_ms * 1.1 + 5
+        verdict = "met" if single.p50_ms <= limit else f"missed by {single.p50_ms - limit:.0f} ms"
+        checks.append(f"- c=1 latency ({model}, {docs} passages): rerank-kit p50 {single.p50_ms:.0f} ms vs direct "
+                      f"{direct.p50_ms:.0f} ms (target <= {limit:.0f} ms = direct x 1.1 + 5 ms): {verdict}")
+    else:
+        checks.append("- c=1 latency: not measured in this run")
+    ours_rows = [r for r in rows if r.model == model and r.system == "rerank-kit"]
+    if len(ours_rows) > 1:
+        low = min(ours_rows, key=lambda r: r.concurrency)
+        high = max(ours_rows, key=lambda r: (r.concurrency, r.docs))
+        checks.append(f"- one model copy: rerank-kit peak RSS {low.peak_rss_mb:.0f} MB after c={low.concurrency}, "
+                      f"{high.peak_rss_mb:.0f} MB after c={high.concurrency} x {high.docs} "
+                      f"({(high.peak_rss_mb / low.peak_rss_mb - 1) * 100:+.0f}%)")
+    return "\n".join(checks)

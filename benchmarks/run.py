@@ -1,0 +1,235 @@
+"""`rerank-kit bench` / `make bench`: every system on the same model, workload and load, in one run.
+
+Writes results.json and results.md (tables, the issue's targets as measured ratios, the machine) to
+--out, printing each row as it is measured. Systems: floor (compute_score per request, in-process),
+direct (the model alone, length-sorted batches of 32, in-process), naive (FastAPI + compute_score),
+infinity (infinity-emb 0.0.78, torch, CPU, fp32), rerank-kit (torch) and its ONNX fp32 / int8 paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from benchmarks import peers
+from benchmarks.flops import flops_per_pair
+from benchmarks.loadgen import run_load
+from benchmarks.models import MODEL_NAMES, ModelShape, build_model
+from benchmarks.report import Row, median, percentile, table, targets
+from benchmarks.workload import Request, docstrings, make_passages, make_queries, make_requests
+
+SYSTEMS = ("floor", "direct", "naive", "infinity", "rerank-kit", "rerank-kit-onnx", "rerank-kit-onnx-int8")
+_IN_PROCESS = ("floor", "direct")
+_DEFAULT_WORK = Path(__file__).resolve().parent / ".work"
+
+
+def _csv(kind):
+    return lambda text: [kind(part) for part in text.split(",") if part]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", type=_csv(str), default=["minilm-l6", "xlmr-base"],
+                        help=f"built models to run ({', '.join(MODEL_NAMES)})")
+    parser.add_argument("--model-dir", type=Path, action="append", default=[],
+                        help="serve this local model folder instead of the built ones (repeatable)")
+    parser.add_argument("--systems", type=_csv(str), default=list(SYSTEMS), help=",".join(SYSTEMS))
+    parser.add_argument("--docs", type=_csv(int), default=[20, 64, 100], help="passages per request")
+    parser.add_argument("--concurrency", type=_csv(int), default=[1, 8, 32], help="concurrent clients")
+    parser.add_argument("--secondary", default="1,20;8,20",
+                        help="cells (c,docs;...) for models after the first (default: c=1 and c=8 x 20)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="time budget of one cell (no new request after)")
+    parser.add_argument("--waves", type=int, default=3, help="at most this many requests per client per cell")
+    parser.add_argument("--min-requests", type=int, default=6, help="at least this many requests per cell budget")
+    parser.add_argument("--direct-pairs", type=int, default=640, help="pairs the direct baseline scores pooled")
+    parser.add_argument("--peak-seconds", type=float, default=3.0, help="time spent measuring the matmul peak")
+    parser.add_argument("--work", type=Path, default=_DEFAULT_WORK, help="models, venvs and caches")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default WORK/results/<time>)")
+
+
+@dataclass
+class Workload:
+    """One model's passages, queries and per-pair FLOPs."""
+
+    name: str
+    model_dir: Path
+    shape: ModelShape
+    passages: list[str]
+    queries: list[str]
+    tokenizer: object
+
+    def requests(self, docs: int, count: int) -> list[Request]:
+        return make_requests(self.passages, self.queries, docs, count)
+
+    def flops(self, requests: list[Request]) -> float:
+        """Mean FLOPs of one pair of these requests, from its real (unpadded, truncated) token count."""
+        total = pairs = 0
+        for request in requests:
+            enc = self.tokenizer([request.query] * request.pairs, request.documents, truncation="only_second",
+                                 max_length=512)
+            total += sum(flops_per_pair(self.shape, len(ids)) for ids in enc["input_ids"])
+            pairs += request.pairs
+        return total / pairs
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, out: Path, peak_gflops: float) -> None:
+        self.args, self.out, self.peak_gflops = args, out, peak_gflops
+        self.rows: list[Row] = []
+
+    def cells(self, index: int) -> list[tuple[int, int]]:
+        """(concurrency, docs) pairs: the full matrix for the first model, --secondary for the others."""
+        if index == 0:
+            return [(c, d) for d in self.args.docs for c in self.args.concurrency]
+        return [tuple(int(x) for x in cell.split(",")) for cell in self.args.secondary.split(";") if cell]
+
+    def cell_requests(self, workload: Workload, concurrency: int, docs: int) -> list[Request]:
+        return workload.requests(docs, max(self.args.min_requests, concurrency * self.args.waves))
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        print(table([row]).splitlines()[-1], flush=True)
+        self.save()
+
+    def save(self) -> None:
+        (self.out / "results.json").write_text(json.dumps(
+            {"machine": machine(self.peak_gflops), "argv": sys.argv, "rows": [r.as_dict() for r in self.rows]},
+            indent=1))
+        (self.out / "results.md").write_text(render(self.rows, self.peak_gflops))
+
+    def row(self, workload: Workload, system: str, concurrency: int, docs: int, requests: list[Request],
+            latencies: list[float], pairs: int, seconds: float, rss_mb: float, errors: int = 0) -> Row:
+        rate = pairs / seconds
+        mfu = rate * workload.flops(requests) / (self.peak_gflops * 1e9) if self.peak_gflops else 0.0
+        return Row(workload.name, system, docs, concurrency, len(latencies), rate, median(latencies) * 1000,
+                   percentile(latencies, 99) * 1000, rss_mb, mfu, errors)
+
+    # -- systems -----------------------------------------------------------------------------------
+
+    def in_process(self, workload: Workload, system: str, index: int) -> None:
+        for docs in sorted({d for _, d in self.cells(index)}):
+            pool = workload.requests(docs, max(self.args.min_requests, math.ceil(self.args.direct_pairs / docs)))
+            job = {"model": str(workload.model_dir), "requests": [asdict(r) for r in pool],
+                   "max_requests": len(pool), "max_seconds": self.args.seconds * 3,
+                   "latency_requests": self.args.min_requests}
+            if system == "floor":
+                job["max_requests"] = self.args.min_requests
+            result = run_child(system, job, self.out / f"{workload.name}-{system}-{docs}")
+            used = pool[: len(result["latencies"])] if system == "floor" else pool
+            self.add(self.row(workload, system, 1, docs, used, result["latencies"], result["pairs"],
+                              result["seconds"], result["peak_rss_mb"]))
+
+    def served(self, workload: Workload, spec: peers.ServerSpec, index: int) -> None:
+        log = self.out / f"{workload.name}-{spec.name}.log"
+        with peers.serve(spec, workload.model_dir, log, cwd=Path(__file__).resolve().parent.parent) as server:
+            print(f"# {spec.name} healthy after {server.startup_seconds:.1f} s", flush=True)
+            run_load(server.rerank_url, spec.body, workload.requests(self.args.docs[0], 2), concurrency=1,
+                     max_seconds=self.args.seconds)  # warm-up, not recorded
+            for concurrency, docs in self.cells(index):
+                requests = self.cell_requests(workload, concurrency, docs)
+                result = run_load(server.rerank_url, spec.body, requests, concurrency=concurrency,
+                                  max_seconds=self.args.seconds)
+                done = requests[: len(result.latencies)]
+                self.add(self.row(workload, spec.name, concurrency, docs, done, result.latencies, result.pairs,
+                                  result.seconds, server.rss.peak_mb, len(result.errors)))
+
+    def parity(self, workload: Workload) -> dict:
+        requests = workload.requests(20, 20)
+        job = {"model": str(workload.model_dir), "requests": [asdict(r) for r in requests],
+               "max_requests": len(requests), "cache_dir": str(self.args.work / "cache")}
+        return run_child("parity", job, self.out / f"{workload.name}-parity")
+
+
+def run_child(mode: str, job: dict, stem: Path) -> dict:
+    """benchmarks.inprocess MODE in a child process; its JSON result."""
+    job_path, result_path = stem.with_suffix(".job.json"), stem.with_suffix(".result.json")
+    job_path.write_text(json.dumps(job))
+    with stem.with_suffix(".log").open("w") as log:
+        subprocess.run([sys.executable, "-m", "benchmarks.inprocess", mode, str(job_path), str(result_path)],
+                       check=True, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **peers.QUIET_ENV})
+    return json.loads(result_path.read_text())
+
+
+def machine(peak_gflops: float) -> dict:
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(), "matmul_peak_gflops": round(peak_gflops, 1),
+            "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+
+
+def render(rows: list[Row], peak_gflops: float) -> str:
+    info = machine(peak_gflops)
+    parts = [f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} "
+             f"threads), Python {info['python']}; fp32 matmul peak {info['matmul_peak_gflops']} GFLOP/s; "
+             f"{info['date_utc']} UTC.", "", table(rows)]
+    models = list(dict.fromkeys(r.model for r in rows))
+    if models:
+        parts += ["", "Targets (ratios measured in this run):", "", targets(rows, models[0])]
+    return "\n".join(parts) + "\n"
+
+
+def _workloads(args: argparse.Namespace) -> list[Workload]:
+    from transformers import AutoTokenizer
+
+    folders = [(d.name, d) for d in args.model_dir]
+    for name in ([] if args.model_dir else args.models):
+        corpus = docstrings() if name == "xlmr-base" else ()
+        folders.append((name, build_model(name, args.work / "models", corpus=corpus)))
+    workloads = []
+    for name, folder in folders:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        passages = make_passages(tokenizer, max(args.docs) * 4)
+        workloads.append(Workload(name, folder, ModelShape.of(folder), passages, make_queries(64), tokenizer))
+    return workloads
+
+
+def _server_spec(system: str, work: Path) -> peers.ServerSpec:
+    if system == "naive":
+        return peers.naive_spec()
+    if system == "infinity":
+        return peers.infinity_spec(work)
+    quantize = {"rerank-kit-onnx": "none", "rerank-kit-onnx-int8": "int8"}.get(system)
+    if quantize:
+        return peers.rerank_kit_spec(system, work, backend="onnx", onnx_quantize=quantize)
+    return peers.rerank_kit_spec(system, work)
+
+
+def run(args: argparse.Namespace) -> int:
+    unknown = set(args.systems) - set(SYSTEMS)
+    if unknown:
+        print(f"unknown systems {sorted(unknown)}; choose from {','.join(SYSTEMS)}", file=sys.stderr)
+        return 2
+    args.work.mkdir(parents=True, exist_ok=True)
+    out = args.out or args.work / "results" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    out.mkdir(parents=True, exist_ok=True)
+    if "infinity" in args.systems:
+        peers.ensure_infinity(args.work, os.environ.get("PY311") or "python3.11")
+    workloads = _workloads(args)
+    peak = run_child("peak", {"max_seconds": args.peak_seconds}, out / "peak")["gflops"] if args.peak_seconds else 0.0
+    print(f"# fp32 matmul peak {peak:.1f} GFLOP/s; results in {out}", flush=True)
+    bench = Bench(args, out, peak)
+    for index, workload in enumerate(workloads):
+        for system in args.systems:
+            if system in _IN_PROCESS:
+                bench.in_process(workload, system, index)
+            elif index == 0 or not system.startswith("rerank-kit-onnx"):
+                bench.served(workload, _server_spec(system, args.work), index)
+    summary = render(bench.rows, peak)
+    if any(s.startswith("rerank-kit-onnx") for s in args.systems) and workloads:
+        parity = bench.parity(workloads[0])
+        summary += "\nONNX vs torch on the benchmark requests (sigmoid scores):\n\n" + "\n".join(
+            f"- {q}: max |score difference| {p['max_abs_score_diff']:.2e}; torch's exact order kept in "
+            f"{p['same_order']}/{p['requests']} requests" for q, p in parity.items() if q in ("none", "int8")) + "\n"
+    (out / "results.md").write_text(summary)
+    print("\n" + summary)
+    return 0
