@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -n "$(PY311)" || { echo "Python 3.11 not found: set PY311=/path/to/python3.11"; exit 1; }
 	$(PY311) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_QUIET) "$(TORCH_SPEC)"
-	$(VENV)/bin/pip install $(PIP_QUIET) -e '.[server,dev]'
+	$(VENV)/bin/pip install $(PIP_QUIET) -e '.[server,onnx,dev]'
 	touch $@
 
 # The Dify plugin runs on Python 3.12 with dify-plugin 0.10.x, as Dify's daemon runs it; no torch here.
@@ -34,8 +34,10 @@ test: $(VENV)/.installed $(DIFY_VENV)/.installed lint
 	$(DIFY_VENV)/bin/python -m pytest -q tests/dify_sdk
 	RERANK_KIT_DIFY_PYTHON=$(abspath $(DIFY_VENV))/bin/python $(VENV)/bin/python -m pytest -q --ignore=tests/dify_sdk
 
+# The benchmark builds its models and Infinity's own venv under benchmarks/.work on first run.
 bench: $(VENV)/.installed
-	$(VENV)/bin/rerank-kit bench
+	$(VENV)/bin/pip install $(PIP_QUIET) -e '.[server,onnx,bench]'
+	PY311=$(PY311) $(VENV)/bin/rerank-kit bench $(BENCH_ARGS)
 
 package-dify: $(VENV)/.installed
 	$(VENV)/bin/rerank-kit package-dify -o dist/
