@@ -30,6 +30,9 @@ COMPOSE_FILE = "docker-compose.yml"
 COMPOSE_OVERRIDE = "docker-compose.rerank-kit.yml"
 STAGING_DIR = "rerank-kit"
 CONTAINER_ROOT = "/ragflow"  # WORKDIR and PYTHONPATH of RAGFlow's image (Dockerfile: ENV PYTHONPATH=/ragflow/)
+# The class's fallback when RAGFlow passes no base URL (rerank_model.BASE_URL_ENV; not imported: numpy).
+BASE_URL_ENV = "RERANK_KIT_BASE_URL"
+DOCKER_SERVER_URL = "http://host.docker.internal:8086"
 
 ReadOriginal = Callable[[str], str]
 
@@ -75,26 +78,26 @@ def detect_mode(root: Path) -> str:
     )
 
 
-def source_plan(root: Path) -> Plan:
+def source_plan(root: Path, server_url: str = DOCKER_SERVER_URL) -> Plan:
     """Patch the tree in place; if it has docker/, also mount the patched files into the image."""
     plan = Plan(root, "source", patched_core(lambda rel: _read(root / rel)))
     _add_web_constants(plan)
     docker_dir = root / "docker"
     if (docker_dir / COMPOSE_FILE).is_file():
         mounts = {f"../{rel}": rel for rel in (LLM_FACTORIES, RERANK_MODEL, SUBCLASS_MODULE, CLIENT_PACKAGE)}
-        plan.files[f"docker/{COMPOSE_OVERRIDE}"] = compose_override(docker_dir / COMPOSE_FILE, mounts)
+        plan.files[f"docker/{COMPOSE_OVERRIDE}"] = compose_override(docker_dir / COMPOSE_FILE, mounts, server_url)
         plan.compose_command = _compose_command("docker/")
         plan.notes.append("Docker: the image must be the same RAGFlow version as this checkout "
                           "(docker/.env RAGFLOW_IMAGE), since the checkout's patched files are mounted into it.")
     return plan
 
 
-def docker_plan(root: Path, read_original: ReadOriginal) -> Plan:
+def docker_plan(root: Path, read_original: ReadOriginal, server_url: str = DOCKER_SERVER_URL) -> Plan:
     """Stage patched copies of the image's files under rerank-kit/ and mount them with a compose override."""
     staged = patched_core(read_original)
     files = {f"{STAGING_DIR}/{rel}": text for rel, text in staged.items()}
     mounts = {f"./{STAGING_DIR}/{rel}": rel for rel in (LLM_FACTORIES, RERANK_MODEL, SUBCLASS_MODULE, CLIENT_PACKAGE)}
-    files[COMPOSE_OVERRIDE] = compose_override(root / COMPOSE_FILE, mounts)
+    files[COMPOSE_OVERRIDE] = compose_override(root / COMPOSE_FILE, mounts, server_url)
     plan = Plan(root, "docker", files, compose_command=_compose_command(""))
     plan.notes.append(
         "The web UI is built into the image: it lists a new factory only after a front-end change "
@@ -105,11 +108,14 @@ def docker_plan(root: Path, read_original: ReadOriginal) -> Plan:
     return plan
 
 
-def compose_override(compose_file: Path, mounts: dict[str, str]) -> str:
-    """A compose file adding read-only bind mounts (host path -> /ragflow/<rel>) to RAGFlow's services."""
+def compose_override(compose_file: Path, mounts: dict[str, str], server_url: str) -> str:
+    """A compose file adding read-only bind mounts (host path -> /ragflow/<rel>) to RAGFlow's services,
+    and the server URL the class uses when a model was added without a base URL."""
     services = ragflow_services(compose_file)
     volumes = [f"{host}:{CONTAINER_ROOT}/{rel}:ro" for host, rel in mounts.items()]
-    body = yaml.safe_dump({"services": {name: {"volumes": list(volumes)} for name in services}}, sort_keys=False)
+    spec = {"volumes": volumes, "environment": {BASE_URL_ENV: server_url}}
+    body = yaml.safe_dump({"services": {name: {key: value.copy() for key, value in spec.items()} for name in services}},
+                          sort_keys=False)
     return (
         "# Written by `rerank-kit install-ragflow`; `rerank-kit install-ragflow --uninstall` removes it.\n"
         f"# Use it with: {_compose_command('')}\n{body}"

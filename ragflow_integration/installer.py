@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="docker mode: take the original files from this checkout of the image's version")
     parser.add_argument("--image", help="docker mode: read the original files from this image "
                                         "(default: RAGFLOW_IMAGE from PATH/.env)")
+    parser.add_argument("--server-url", default=deployment.DOCKER_SERVER_URL,
+                        help=f"Docker: the rerank server as the container reaches it, used when a model has no "
+                             f"base URL (sets {deployment.BASE_URL_ENV}; default %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,12 +53,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _plan(root: Path, args: argparse.Namespace) -> deployment.Plan:
     if deployment.detect_mode(root) == "source":
-        return deployment.source_plan(root)
+        return deployment.source_plan(root, args.server_url)
     if args.ragflow_source:
         source = args.ragflow_source.resolve()
-        return deployment.docker_plan(root, lambda rel: (source / rel).read_bytes().decode("utf-8"))
+        return deployment.docker_plan(root, lambda rel: (source / rel).read_bytes().decode("utf-8"), args.server_url)
     image = args.image or deployment.image_from_env(root)
-    return deployment.docker_plan(root, deployment.image_reader(image))
+    return deployment.docker_plan(root, deployment.image_reader(image), args.server_url)
 
 
 def _uninstall(root: Path, dry_run: bool) -> int:

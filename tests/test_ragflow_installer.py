@@ -15,7 +15,7 @@ import yaml
 from ragflow_standin.harness import TREE, VERSIONS, install_ragflow, make_tree, snapshot
 
 from ragflow_integration import backup, deployment, edits
-from ragflow_integration.rerank_model import FACTORY_NAME
+from ragflow_integration.rerank_model import BASE_URL_ENV, FACTORY_NAME
 
 # Run inside a patched tree (cwd): import rag.llm as RAGFlow does and score like the add-model check.
 SCORE_IN_RAGFLOW = """
@@ -170,6 +170,8 @@ def test_docker_folder_gets_staged_files_and_a_compose_override(tmp_path: Path, 
     assert f"-f {deployment.COMPOSE_OVERRIDE} up -d" in out and "image rebuild" in out
     override = yaml.safe_load((folder / deployment.COMPOSE_OVERRIDE).read_text(encoding="utf-8"))
     assert set(override["services"]) == {"ragflow-cpu", "ragflow-gpu"}  # not mysql
+    for spec in override["services"].values():  # models added without a base URL reach the host's server
+        assert spec["environment"] == {BASE_URL_ENV: "http://host.docker.internal:8086"}
     installed = snapshot(folder)
     assert install_ragflow(folder, "--ragflow-source", str(image_root)) == 0
     assert snapshot(folder) == installed
@@ -177,6 +179,14 @@ def test_docker_folder_gets_staged_files_and_a_compose_override(tmp_path: Path, 
     assert_scored(score_in_ragflow(container, live_server), container)
     assert install_ragflow(folder, "--uninstall") == 0
     assert snapshot(folder) == pristine
+
+
+def test_server_url_option_sets_the_containers_default(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "ragflow")
+    assert install_ragflow(root, "--server-url", "http://rerank:8086") == 0
+    override = yaml.safe_load((root / "docker" / deployment.COMPOSE_OVERRIDE).read_text(encoding="utf-8"))
+    assert {spec["environment"][BASE_URL_ENV] for spec in override["services"].values()} == {"http://rerank:8086"}
+    assert {len(spec["volumes"]) for spec in override["services"].values()} == {4}
 
 
 def test_docker_folder_reads_the_image_named_in_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
