@@ -220,3 +220,18 @@ def test_uninstall_of_a_clean_tree_changes_nothing(tmp_path: Path, capsys: pytes
     pristine = snapshot(root)
     assert install_ragflow(root, "--uninstall") == 0
     assert "Nothing to uninstall" in capsys.readouterr().out and snapshot(root) == pristine
+
+
+def test_the_shell_script_runs_the_installer(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "ragflow")
+    pristine = snapshot(root)
+    script = Path(__file__).parents[1] / "scripts" / "install_ragflow.sh"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", str(script), str(root)], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "patched rag/llm/rerank_model.py" in done.stdout and snapshot(root) != pristine
+    undone = subprocess.run(["bash", str(script), str(root), "--uninstall"], env=env, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert undone.returncode == 0, undone.stderr
+    assert snapshot(root) == pristine
