@@ -264,3 +264,14 @@ def test_a_wrong_key_is_refused_and_the_right_one_accepted(
                                           score_threshold=0.0))
     assert len(right.data["docs"]) == 1
 
+
+
+def test_model_schemas_carry_the_context_size(plugin: PluginProcess, live_server: str, served_model: str) -> None:
+    validated = plugin.request(model_request("validate_model_credentials", served_model, credentials(live_server)))
+    custom = plugin.request(model_request("get_ai_model_schemas", served_model, validated.data["credentials"]))
+    assert custom.data["model_schema"]["model_properties"]["context_size"] == validated.data["credentials"][
+        "context_size"]
+    assert custom.data["model_schema"]["fetch_from"] == "customizable-model"
+    predefined = plugin.request(model_request("get_ai_model_schemas", "BAAI/bge-reranker-v2-m3",
+                                              credentials(live_server)))
+    assert predefined.data["model_schema"]["model_properties"]["context_size"] == 8192
