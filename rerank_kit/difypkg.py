@@ -275,6 +275,11 @@ def read_package(path: Path, max_size: int = MAX_UNCOMPRESSED_BYTES) -> dict[str
 
 # ---------------------------------------------------------------- validation
 
+def _required(data: Mapping[str, Any], key: str, where: str, problems: list[str]) -> None:
+    if not str(data.get(key) or "").strip():
+        problems.append(f"{where}: {key} is required")
+
+
 def _en_us(value: Any, where: str, problems: list[str]) -> None:
     if not isinstance(value, dict) or not str(value.get("en_US") or "").strip():
         problems.append(f"{where} needs an en_US text")
@@ -324,8 +329,7 @@ def _validate_manifest(files: Mapping[str, bytes], problems: list[str]) -> dict[
     problems += [f"manifest.yaml: {message}" for ok, message in checks if not ok]
     _en_us(m.get("label"), "manifest.yaml label", problems)
     _en_us(m.get("description"), "manifest.yaml description", problems)
-    if not m.get("icon"):
-        problems.append("manifest.yaml: icon is required")
+    _required(m, "icon", "manifest.yaml", problems)
     _icon(m.get("icon"), "manifest.yaml icon", files, problems)
     _icon(m.get("icon_dark"), "manifest.yaml icon_dark", files, problems)
     resource = m.get("resource") or {}
@@ -382,8 +386,7 @@ def _validate_model(files: Mapping[str, bytes], path: str, supported: list[Any],
     model = _yaml(files, path, problems)
     if not model:
         return
-    if not str(model.get("model") or "").strip():
-        problems.append(f"{path}: model is required")
+    _required(model, "model", path, problems)
     _en_us(model.get("label"), f"{path} label", problems)
     if model.get("model_type") not in supported:
         problems.append(f"{path}: model_type {model.get('model_type')!r} is not in supported_model_types")
@@ -399,8 +402,7 @@ def _validate_provider(files: Mapping[str, bytes], path: str, problems: list[str
     p = _yaml(files, path, problems)
     if not p:
         return
-    if not str(p.get("provider") or "").strip():
-        problems.append(f"{path}: provider is required")
+    _required(p, "provider", path, problems)
     _en_us(p.get("label"), f"{path} label", problems)
     for field in ICON_FIELDS:
         _icon(p.get(field), f"{path} {field}", files, problems)
@@ -436,8 +438,7 @@ def _validate_provider(files: Mapping[str, bytes], path: str, problems: list[str
                 _validate_model(files, model_path, supported, problems)
     python = (p.get("extra") or {}).get("python") or {}
     sources = [python.get("provider_source"), *python.get("model_sources", [])]
-    if not python.get("provider_source"):
-        problems.append(f"{path}: extra.python.provider_source is required")
+    _required(python, "provider_source", f"{path} extra.python", problems)
     for source in filter(None, sources):
         if source not in files:
             problems.append(f"{path}: source {source!r} is not in the package")
