@@ -185,6 +185,7 @@ def _distributions() -> Mapping[str, list[str]]:
     return importlib.metadata.packages_distributions()
 
 
+@functools.cache
 def _installed_closure(names: frozenset[str]) -> set[str]:
     """Requirement names plus whatever they pull in, as far as this environment knows."""
     closure, pending = set(names), list(names)
@@ -210,7 +211,8 @@ def plugin_root_files(root: Path = REPO_ROOT) -> dict[str, bytes]:
     sources_dir = root / PLUGIN_SOURCES
     manifest = root / "manifest.yaml"
     if not manifest.is_file() or not sources_dir.is_dir():
-        raise PackageError([f"{root} has no manifest.yaml and {PLUGIN_SOURCES}/: run from a rerank-kit checkout"])
+        raise PackageError([f"{root} is not a rerank-kit checkout (it needs manifest.yaml and {PLUGIN_SOURCES}/): "
+                            "pass --root"])
     ignore_file = next((sources_dir / n for n in (".difyignore", ".gitignore") if (sources_dir / n).is_file()), None)
     patterns = ignore_patterns(ignore_file.read_text(encoding="utf-8")) if ignore_file else []
     files = {"manifest.yaml": manifest.read_bytes()}
@@ -509,6 +511,8 @@ def inspect(path: Path, max_size: int = MAX_UNCOMPRESSED_BYTES) -> Package:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, default=Path("dist"),
                         help="folder for <name>-<version>.difypkg (default: dist/)")
+    parser.add_argument("--root", type=Path, default=REPO_ROOT,
+                        help="the rerank-kit checkout holding manifest.yaml and dify_plugin/ (default: this one)")
     parser.add_argument("--check", type=Path, metavar="FILE",
                         help="validate an existing .difypkg instead of building one")
     parser.add_argument("--max-size", type=int, default=MAX_UNCOMPRESSED_BYTES,
@@ -517,7 +521,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        package = inspect(args.check, args.max_size) if args.check else build(args.output, max_size=args.max_size)
+        package = (inspect(args.check, args.max_size) if args.check
+                   else build(args.output, args.root, max_size=args.max_size))
     except (PackageError, OSError, zipfile.BadZipFile) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

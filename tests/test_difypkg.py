@@ -221,6 +221,12 @@ def test_size_cap(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert not list(tmp_path.glob("*.difypkg"))
 
 
-def test_a_folder_without_the_plugin_sources_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(PackageError, match="run from a rerank-kit checkout"):
-        difypkg.plugin_root_files(tmp_path)
+def test_a_folder_without_the_plugin_sources_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["package-dify", "--root", str(tmp_path), "-o", str(tmp_path / "dist")]) == 1
+    assert "is not a rerank-kit checkout" in capsys.readouterr().err
+
+
+def test_root_option_builds_from_another_checkout(root: Path, capsys: pytest.CaptureFixture) -> None:
+    edit_yaml(root / "manifest.yaml", lambda m: m.update(version="9.9.9"))
+    assert cli.main(["package-dify", "--root", str(root), "-o", str(root / "dist")]) == 0
+    assert capsys.readouterr().out.split()[0].endswith("local_reranker-9.9.9.difypkg")
