@@ -42,5 +42,9 @@ bench: $(VENV)/.installed
 package-dify: $(VENV)/.installed
 	$(VENV)/bin/rerank-kit package-dify -o dist/
 
+# Build the plugin and prepare Dify; DIFY_DOCKER=/path/to/dify/docker also sets it up (see docs/dify.md).
+install-dify: $(VENV)/.installed
+	scripts/install_dify.sh -o dist $(if $(DIFY_DOCKER),--dify-docker $(DIFY_DOCKER))
+
 clean:
 	rm -rf $(VENV) $(DIFY_VENV) dist build *.egg-info
