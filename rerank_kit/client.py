@@ -128,8 +128,21 @@ class _Sleep:
     seconds: float
 
 
+@dataclass(frozen=True)
+class _Done:
+    value: Any
+
+
 _Step = _Call | _Sleep
 _Flow = Generator[_Step, Any, _T]
+
+
+def _advance(flow: _Flow[Any], outcome: Any) -> _Step | _Done:
+    """Hand `outcome` (a response, a transport exception or None) to the flow; its next step or its result."""
+    try:
+        return flow.send(outcome)
+    except StopIteration as stop:
+        return _Done(stop.value)
 
 
 def normalize_base_url(url: str) -> str:
@@ -253,8 +266,10 @@ class _ClientCore:
     def dialect(self) -> Dialect | None:
         return self._profile.dialect if self._profile else None
 
-    def _httpx_timeout(self) -> httpx.Timeout:
-        return httpx.Timeout(self.timeout, connect=self.connect_timeout)
+    def _http_options(self) -> dict[str, Any]:
+        """httpx client settings shared by both drivers: base URL, headers, separate connect timeout."""
+        return {"base_url": self.base_url, "headers": self._headers,
+                "timeout": httpx.Timeout(self.timeout, connect=self.connect_timeout)}
 
     # -- retry policy ------------------------------------------------------------------------------
 
@@ -548,24 +563,21 @@ class RerankClient(_ClientCore):
                  **options: Any) -> None:
         super().__init__(base_url, api_key, model, **options)
         self._sleep = sleep
-        self._http = httpx.Client(base_url=self.base_url, headers=self._headers, timeout=self._httpx_timeout(),
-                                  transport=transport)
+        self._http = httpx.Client(transport=transport, **self._http_options())
+
+    def _execute(self, step: _Step) -> Any:
+        if isinstance(step, _Sleep):
+            return self._sleep(step.seconds)
+        try:
+            return self._http.request(step.method, step.path, json=step.body)
+        except httpx.TransportError as exc:
+            return exc
 
     def _run(self, flow: _Flow[_T]) -> _T:
-        outcome: Any = None
-        while True:
-            try:
-                step = flow.send(outcome)
-            except StopIteration as stop:
-                return stop.value
-            outcome = None
-            if isinstance(step, _Sleep):
-                self._sleep(step.seconds)
-                continue
-            try:
-                outcome = self._http.request(step.method, step.path, json=step.body)
-            except httpx.TransportError as exc:
-                outcome = exc
+        step = _advance(flow, None)
+        while not isinstance(step, _Done):
+            step = _advance(flow, self._execute(step))
+        return step.value
 
     def rerank(self, query: str, documents: Sequence[str], top_n: int | None = None) -> RerankResponse:
         """Score `documents` against `query`; results sorted by score, `index` into `documents`."""
@@ -593,26 +605,22 @@ class AsyncRerankClient(_ClientCore):
                  **options: Any) -> None:
         super().__init__(base_url, api_key, model, **options)
         self._sleep = sleep
-        self._http = httpx.AsyncClient(base_url=self.base_url, headers=self._headers,
-                                       timeout=self._httpx_timeout(), transport=transport)
+        self._http = httpx.AsyncClient(transport=transport, **self._http_options())
+
+    async def _execute(self, step: _Step) -> Any:
+        if isinstance(step, _Sleep):
+            slept = self._sleep(step.seconds)
+            return await slept if inspect.isawaitable(slept) else None
+        try:
+            return await self._http.request(step.method, step.path, json=step.body)
+        except httpx.TransportError as exc:
+            return exc
 
     async def _run(self, flow: _Flow[_T]) -> _T:
-        outcome: Any = None
-        while True:
-            try:
-                step = flow.send(outcome)
-            except StopIteration as stop:
-                return stop.value
-            outcome = None
-            if isinstance(step, _Sleep):
-                slept = self._sleep(step.seconds)
-                if inspect.isawaitable(slept):
-                    await slept
-                continue
-            try:
-                outcome = await self._http.request(step.method, step.path, json=step.body)
-            except httpx.TransportError as exc:
-                outcome = exc
+        step = _advance(flow, None)
+        while not isinstance(step, _Done):
+            step = _advance(flow, await self._execute(step))
+        return step.value
 
     async def rerank(self, query: str, documents: Sequence[str], top_n: int | None = None) -> RerankResponse:
         """Score `documents` against `query`; results sorted by score, `index` into `documents`."""
