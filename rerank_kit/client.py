@@ -540,6 +540,15 @@ def _profile_from_info(info: Any) -> ServerProfile | None:
     )
 
 
+def _declared_rerank(entry: dict[str, Any]) -> bool | None:
+    """Whether a model-list entry says it reranks: Infinity's `capabilities`, Xinference's `model_type`."""
+    capabilities = entry.get("capabilities")
+    if isinstance(capabilities, list):
+        return "rerank" in capabilities
+    kind = entry.get("model_type") or entry.get("type")
+    return kind.lower() == "rerank" if isinstance(kind, str) else None
+
+
 def _profile_from_models(listing: Any, dialect: Dialect) -> ServerProfile | None:
     """An OpenAI-style `{"data": [{"id": ...}]}` list (vLLM, Xinference, GPUStack, Infinity)."""
     if not isinstance(listing, dict) or not isinstance(listing.get("data"), list):
@@ -547,8 +556,8 @@ def _profile_from_models(listing: Any, dialect: Dialect) -> ServerProfile | None
     entries = [entry for entry in listing["data"] if isinstance(entry, dict) and entry.get("id")]
     if not entries:
         return None
-    capabilities = [entry.get("capabilities") for entry in entries if isinstance(entry.get("capabilities"), list)]
-    is_reranker = any("rerank" in caps for caps in capabilities) if capabilities else None
+    declared = [kind for kind in map(_declared_rerank, entries) if kind is not None]
+    is_reranker = any(declared) if declared else None
     lengths = [entry.get("max_model_len") or entry.get("max_input_length") for entry in entries]
     max_length = lengths[0] if len(entries) == 1 and isinstance(lengths[0], int) else None
     return ServerProfile(dialect=dialect, models=tuple(str(entry["id"]) for entry in entries),

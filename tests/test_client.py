@@ -175,6 +175,23 @@ def test_infinity_models_list_and_string_documents(mock: respx.MockRouter) -> No
     assert [(r.index, r.document.text) for r in response.results] == [(1, "b"), (0, "a")]
 
 
+@pytest.mark.parametrize(("entries", "is_reranker"), [
+    ([{"id": "qwen2.5", "model_type": "LLM"}], False),
+    ([{"id": "qwen2.5", "model_type": "LLM"}, {"id": "bge-reranker-base", "model_type": "rerank"}], True),
+    ([{"id": "bge-reranker-base", "object": "model"}], None),
+])
+def test_model_lists_declare_rerankers(mock: respx.MockRouter, entries: list, is_reranker: bool | None) -> None:
+    mock.get("/info").respond(404)
+    mock.get("/v1/models").respond(json={"object": "list", "data": entries})
+    mock.post("/v1/rerank").mock(side_effect=scored_by_length)
+    client = RerankClient(BASE, model="bge-reranker-base" if len(entries) > 1 else None)
+    report = client.check()
+    assert client.profile.is_reranker is is_reranker
+    assert report.ok is (is_reranker is not False)
+    if is_reranker is False:
+        assert "not a reranker" in report.message
+
+
 def test_unknown_server_is_detected_by_its_first_response_and_remembered(mock: respx.MockRouter) -> None:
     for path in ("/info", "/v1/models", "/models"):
         mock.get(path).respond(404)
