@@ -191,7 +191,10 @@ def _url_forms_hint(base_url: str) -> str:
 
 
 def _connection_hint(url: httpx.URL, reason: str) -> str:
-    host, port = url.host, url.port or DEFAULT_PORT
+    host, port = url.host, url.port or (443 if url.scheme == "https" else 80)
+    if host in _LOCAL_HOSTS and url.port is None:
+        return (f"the URL has no port, so port {port} was tried: rerank-kit listens on "
+                f"http://{host}:{DEFAULT_PORT} by default (from Docker: http://host.docker.internal:{DEFAULT_PORT})")
     if host in _LOCAL_HOSTS:
         return (f"is `rerank-kit serve` running on port {port}? From Docker, use "
                 f"http://host.docker.internal:{port} instead of localhost")
@@ -324,9 +327,6 @@ class _ClientCore:
                 f"no complete answer within {self.timeout:g}s", url=str(url),
                 hint="the reranker is slow for this input: raise the timeout, send fewer or shorter documents, "
                      "or use a smaller model on CPU")
-        if isinstance(exc, httpx.UnsupportedProtocol):
-            return BadRequestError(f"unsupported URL: {reason}", url=str(url),
-                                   hint=f"use an http:// or https:// URL, e.g. http://localhost:{DEFAULT_PORT}")
         return ConnectionFailedError(f"cannot connect: {reason}", url=str(url), hint=_connection_hint(url, reason))
 
     def _status_error(self, response: httpx.Response) -> RerankError:
@@ -459,8 +459,8 @@ class _ClientCore:
         profile = yield from self._profile_flow()
         if profile.is_reranker is False:
             raise BadRequestError(f"the server at {self.base_url} serves a model that is not a reranker",
-                                  url=self.base_url + "/info",
-                                  hint="start it with a cross-encoder reranker model (e.g. BAAI/bge-reranker-base)")
+                                  url=self.base_url,
+                                  hint="serve a cross-encoder reranker model there (e.g. BAAI/bge-reranker-base)")
         limit = top_n if top_n and top_n > 0 else None
         size = self.batch_size or profile.max_docs or len(docs)
         merged: list[RerankResult] = []

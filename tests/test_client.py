@@ -399,13 +399,14 @@ def test_connect_errors_are_retried_then_raised_with_the_docker_hint() -> None:
 
 def test_connection_hints_for_docker_host_and_unknown_names() -> None:
     with respx.mock() as router:
+        router.get("http://localhost/info").mock(side_effect=httpx.ConnectError("[Errno 111] Connection refused"))
         router.get("http://host.docker.internal:8086/info").mock(
             side_effect=httpx.ConnectError("Name or service not known"))
         router.get("http://rerank.internal:9000/info").mock(
             side_effect=httpx.ConnectError("[Errno -2] Name or service not known"))
         router.get("http://10.0.0.5:8086/info").mock(side_effect=httpx.ConnectError("[Errno 113] No route to host"))
         hints = {}
-        for url in ("host.docker.internal:8086", "rerank.internal:9000", "10.0.0.5:8086"):
+        for url in ("host.docker.internal:8086", "rerank.internal:9000", "10.0.0.5:8086", "http://localhost"):
             with pytest.raises(ConnectionFailedError) as caught:
                 RerankClient(url, max_retries=0).rerank("q", ["a"])
             hints[url] = caught.value.hint
@@ -413,6 +414,9 @@ def test_connection_hints_for_docker_host_and_unknown_names() -> None:
     assert hints["rerank.internal:9000"] == ("the host name 'rerank.internal' does not resolve: "
                                              "check the spelling of the URL")
     assert "10.0.0.5:8086 is reachable" in hints["10.0.0.5:8086"]
+    assert hints["http://localhost"] == ("the URL has no port, so port 80 was tried: rerank-kit listens on "
+                                         "http://localhost:8086 by default (from Docker: "
+                                         "http://host.docker.internal:8086)")
 
 
 def test_read_timeout_is_not_retried(mock: respx.MockRouter) -> None:
