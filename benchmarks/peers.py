@@ -140,6 +140,17 @@ class RunningServer:
         return self.base_url + self.spec.rerank_path
 
 
+def batcher_counters(base_url: str) -> dict[str, float]:
+    """rerank-kit's batcher counters from /metrics (inference seconds, real and padded tokens)."""
+    wanted = ("rerank_inference_seconds_total", "rerank_batch_real_tokens_total", "rerank_batch_padded_tokens_total")
+    counters = {}
+    for line in httpx.get(base_url + "/metrics", timeout=10).text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            counters[name.removeprefix("rerank_").removesuffix("_total")] = float(value)
+    return counters
+
+
 @contextlib.contextmanager
 def serve(spec: ServerSpec, model_dir: Path, log_path: Path, *, startup_timeout: float = 600.0,
           cwd: Path | None = None) -> Iterator[RunningServer]:

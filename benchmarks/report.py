@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import asdict, dataclass
 
@@ -19,15 +20,19 @@ class Row:
     peak_rss_mb: float
     mfu: float
     errors: int = 0
+    engine_busy: float | None = None  # rerank-kit only: share of the wall time its inference thread ran
+    padding: float | None = None  # rerank-kit only: padded tokens / real tokens - 1
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
+    """Nearest-rank percentile (q in 0..100); NaN for no values."""
+    if not values:
+        return float("nan")
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
     return ordered[rank]
 
 
@@ -36,14 +41,23 @@ def median(values: list[float]) -> float:
 
 
 def table(rows: list[Row]) -> str:
-    lines = ["| model | system | docs | c | requests | pairs/s | p50 ms | p99 ms | peak RSS MB | MFU |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| model | system | docs | c | requests | pairs/s | p50 ms | p99 ms | peak RSS MB | MFU "
+             "| engine busy | padding |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         errors = f" ({r.errors} errors)" if r.errors else ""
         lines.append(f"| {r.model} | {r.system}{errors} | {r.docs} | {r.concurrency} | {r.requests} | "
-                     f"{r.pairs_per_s:.1f} | {r.p50_ms:.0f} | {r.p99_ms:.0f} | {r.peak_rss_mb:.0f} | "
-                     f"{r.mfu * 100:.1f}% |")
+                     f"{r.pairs_per_s:.1f} | {_ms(r.p50_ms)} | {_ms(r.p99_ms)} | {r.peak_rss_mb:.0f} | "
+                     f"{r.mfu * 100:.1f}% | {_share(r.engine_busy)} | {_share(r.padding)} |")
     return "\n".join(lines)
+
+
+def _ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.0f}"
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.0f}%"
 
 
 def _find(rows: list[Row], model: str, system: str, docs: int, concurrency: int) -> Row | None:

@@ -125,6 +125,9 @@ class Bench:
             used = pool[: len(result["latencies"])] if system == "floor" else pool
             self.add(self.row(workload, system, 1, docs, used, result["latencies"], result["pairs"],
                               result["seconds"], result["peak_rss_mb"]))
+            if "unsorted_seconds" in result:
+                self.add(self.row(workload, "direct-unsorted", 1, docs, used, [], result["pairs"],
+                                  result["unsorted_seconds"], result["peak_rss_mb"]))
 
     def served(self, workload: Workload, spec: peers.ServerSpec, index: int) -> None:
         log = self.out / f"{workload.name}-{spec.name}.log"
@@ -132,13 +135,21 @@ class Bench:
             print(f"# {spec.name} healthy after {server.startup_seconds:.1f} s", flush=True)
             run_load(server.rerank_url, spec.body, workload.requests(self.args.docs[0], 2), concurrency=1,
                      max_seconds=self.args.seconds)  # warm-up, not recorded
+            profiled = spec.name.startswith("rerank-kit")
             for concurrency, docs in self.cells(index):
                 requests = self.cell_requests(workload, concurrency, docs)
+                before = peers.batcher_counters(server.base_url) if profiled else {}
                 result = run_load(server.rerank_url, spec.body, requests, concurrency=concurrency,
                                   max_seconds=self.args.seconds)
                 done = requests[: len(result.latencies)]
-                self.add(self.row(workload, spec.name, concurrency, docs, done, result.latencies, result.pairs,
-                                  result.seconds, server.rss.peak_mb, len(result.errors)))
+                row = self.row(workload, spec.name, concurrency, docs, done, result.latencies, result.pairs,
+                               result.seconds, server.rss.peak_mb, len(result.errors))
+                if profiled:
+                    after = peers.batcher_counters(server.base_url)
+                    delta = {key: after[key] - before[key] for key in after}
+                    row.engine_busy = delta["inference_seconds"] / result.seconds
+                    row.padding = delta["batch_padded_tokens"] / delta["batch_real_tokens"] - 1
+                self.add(row)
 
     def parity(self, workload: Workload) -> dict:
         requests = workload.requests(20, 20)

@@ -20,7 +20,7 @@ _MODULES = (
     "http.server", "inspect", "ipaddress", "itertools", "json", "logging", "mailbox", "multiprocessing",
     "os", "pathlib", "pickle", "pprint", "queue", "random", "re", "shutil", "smtplib", "socket",
     "sqlite3", "statistics", "string", "subprocess", "tarfile", "tempfile", "textwrap", "threading",
-    "typing", "unittest", "urllib.parse", "urllib.request", "uuid", "xml.dom.minidom", "zipfile",
+    "unittest", "urllib.parse", "urllib.request", "uuid", "xml.dom.minidom", "zipfile",
 )
 _MIN_TOKENS, _MAX_TOKENS = 140, 220
 

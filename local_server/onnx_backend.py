@@ -110,7 +110,7 @@ def _export(model_dir: Path, path: Path) -> tuple[str, int, int]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).float().eval()
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="eager").float().eval()
     sample = tokenizer(["a query", "another query"], ["a passage to score", "a second passage"],
                        padding=True, return_tensors="pt")
     # positional order of the model's forward(): input_ids, attention_mask, token_type_ids
