@@ -51,7 +51,7 @@ def credentials() -> dict[str, str]:
 def server():
     """A rerank-kit server double: /info, and /rerank honouring top_n like the real one."""
     with respx.mock(base_url=SERVER, assert_all_called=False) as mock:
-        mock.get("/info").respond(json=info())
+        mock.get("/info", name="info").respond(json=info())
 
         def rerank(request: httpx.Request) -> httpx.Response:
             body = json.loads(request.content)
@@ -60,6 +60,12 @@ def server():
 
         mock.post("/rerank", name="rerank").mock(side_effect=rerank)
         yield mock
+
+
+@pytest.fixture(autouse=True)
+def fresh_shared_clients(rerank_model):
+    """Each test starts without the plugin's cached clients (they would remember another test's server)."""
+    type(rerank_model)._invoke.__globals__["_shared_client"].cache_clear()  # the plugin module, loaded by path
 
 
 def last_body(mock: respx.Router) -> dict:
@@ -211,3 +217,12 @@ def test_nothing_is_printed_to_stdout(rerank_model, credentials, server, capfd) 
     with pytest.raises(InvokeConnectionError):
         rerank_model.invoke(MODEL, credentials, "query", DOCS)
     assert capfd.readouterr().out == ""
+
+
+def test_invokes_reuse_one_client_so_the_server_is_probed_once(rerank_model, credentials, server) -> None:
+    for _ in range(3):
+        rerank_model.invoke(MODEL, credentials, "query", DOCS, score_threshold=None, top_n=None)
+    assert server["info"].call_count == 1  # the dialect probe, once for the plugin's lifetime
+    assert server["rerank"].call_count == 3
+    rerank_model.invoke(MODEL, {**credentials, "timeout": "7"}, "query", DOCS)  # new settings, new client
+    assert server["info"].call_count == 2

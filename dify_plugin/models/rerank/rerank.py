@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 from dify_plugin import RerankModel
@@ -51,15 +52,29 @@ def _number(credentials: Mapping, key: str, default: float, kind: type[int] | ty
     return value
 
 
-def client_for(model: str | None, credentials: Mapping) -> RerankClient:
-    """A shared-client instance configured from the credential form."""
-    return RerankClient(
+def _client_settings(model: str | None, credentials: Mapping) -> tuple[str, str | None, str | None, float, int]:
+    """The shared client's settings from the credential form (Dify sends every value as a string)."""
+    return (
         str(credentials.get("server_url") or DEFAULT_SERVER_URL),
-        api_key=credentials.get("api_key") or None,
-        model=model or None,
-        timeout=float(_number(credentials, "timeout", DEFAULT_TIMEOUT_SECONDS, float)),
-        max_retries=int(_number(credentials, "max_retries", DEFAULT_MAX_RETRIES, int)),
+        credentials.get("api_key") or None,
+        model or None,
+        float(_number(credentials, "timeout", DEFAULT_TIMEOUT_SECONDS, float)),
+        int(_number(credentials, "max_retries", DEFAULT_MAX_RETRIES, int)),
     )
+
+
+def _new_client(url: str, api_key: str | None, model: str | None, timeout: float, max_retries: int) -> RerankClient:
+    return RerankClient(url, api_key=api_key, model=model, timeout=timeout, max_retries=max_retries)
+
+
+# One client per configuration for the plugin's lifetime: it keeps its connection pool and the server's
+# detected dialect, so a rerank is one request instead of a dialect probe plus the rerank.
+_shared_client = functools.lru_cache(maxsize=32)(_new_client)
+
+
+def client_for(model: str | None, credentials: Mapping) -> RerankClient:
+    """A fresh client (for credential checks, which must see the server as it is now)."""
+    return _new_client(*_client_settings(model, credentials))
 
 
 def _text_of(content: MultiModalContent) -> str:
@@ -91,8 +106,7 @@ class LocalRerankModel(RerankModel):
         if not docs:
             return RerankResult(model=model, docs=[])
         limit = top_n if top_n and top_n > 0 else None
-        with client_for(model, credentials) as client:
-            response = client.rerank(query, docs, top_n=limit)
+        response = _shared_client(*_client_settings(model, credentials)).rerank(query, docs, top_n=limit)
         ranked = [
             RerankDocument(index=result.index, text=docs[result.index], score=result.relevance_score)
             for result in response.results
