@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_PORT = 8086
+from rerank_kit import DEFAULT_PORT
 
 
 class Settings(BaseSettings):

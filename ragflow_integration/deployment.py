@@ -32,7 +32,7 @@ STAGING_DIR = "rerank-kit"
 CONTAINER_ROOT = "/ragflow"  # WORKDIR and PYTHONPATH of RAGFlow's image (Dockerfile: ENV PYTHONPATH=/ragflow/)
 # The class's fallback when RAGFlow passes no base URL (rerank_model.BASE_URL_ENV; not imported: numpy).
 BASE_URL_ENV = "RERANK_KIT_BASE_URL"
-DOCKER_SERVER_URL = "http://host.docker.internal:8086"
+DOCKER_SERVER_URL = rerank_kit.DOCKER_SERVER_URL
 
 ReadOriginal = Callable[[str], str]
 

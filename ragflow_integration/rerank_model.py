@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from rerank_kit import DEFAULT_PORT
 from rerank_kit.client import RerankClient
 
 FACTORY_NAME = "rerank-kit"
-DEFAULT_BASE_URL = "http://127.0.0.1:8086"
+DEFAULT_BASE_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 BASE_URL_ENV = "RERANK_KIT_BASE_URL"
 # RAGFlow v0.25 appends `___<Factory>` to model names of locally deployed factories.
 MODEL_SUFFIX_SEPARATOR = "___"

@@ -4,3 +4,7 @@ Never imports torch or the dify_plugin SDK: the Dify plugin and RAGFlow import t
 """
 
 __version__ = "0.1.0"
+
+# The server's default port, and its URL as seen from a Docker container (Dify, RAGFlow).
+DEFAULT_PORT = 8086
+DOCKER_SERVER_URL = f"http://host.docker.internal:{DEFAULT_PORT}"

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from rerank_kit import __version__
+from rerank_kit import DEFAULT_PORT, __version__
 from rerank_kit.errors import (
     AuthError,
     BadRequestError,
@@ -48,7 +48,6 @@ __all__ = [
     "normalize_base_url",
 ]
 
-DEFAULT_PORT = 8086
 PROBE_QUERY = "What is the capital of France?"
 PROBE_DOCUMENT = "Paris is the capital and largest city of France."
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from local_server.settings import DEFAULT_PORT, Settings
+from local_server.settings import Settings
+from rerank_kit import DEFAULT_PORT
 from rerank_kit.cli import COMMANDS, main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,6 +20,7 @@ from dify_plugin.errors.model import (
     InvokeServerUnavailableError,
 )
 
+from rerank_kit import DOCKER_SERVER_URL
 from rerank_kit.client import RerankClient
 from rerank_kit.errors import (
     AuthError,
@@ -31,7 +32,7 @@ from rerank_kit.errors import (
     ServerError,
 )
 
-DEFAULT_SERVER_URL = "http://host.docker.internal:8086"
+DEFAULT_SERVER_URL = DOCKER_SERVER_URL
 DEFAULT_TIMEOUT_SECONDS = 60.0
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_CONTEXT_SIZE = 512
