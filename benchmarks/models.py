@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +30,6 @@ class ModelShape:
 
     @classmethod
     def of(cls, model_dir: Path) -> ModelShape:
-        import json
-
         config = json.loads((model_dir / "config.json").read_text())
         return cls(config["num_hidden_layers"], config["hidden_size"], config["intermediate_size"],
                    config["num_attention_heads"])
@@ -81,6 +80,10 @@ def _build_xlmr_base(target: Path, corpus: Iterable[str]) -> None:
         model_input_names=["input_ids", "attention_mask"],
     )
     tokenizer.save_pretrained(target)
+    # transformers 5 records its own backend class name, which Infinity's transformers 4.x cannot load
+    tokenizer_config = target / "tokenizer_config.json"
+    settings = json.loads(tokenizer_config.read_text()) | {"tokenizer_class": "PreTrainedTokenizerFast"}
+    tokenizer_config.write_text(json.dumps(settings, indent=2))
     config = XLMRobertaConfig(  # bge-reranker-base's config.json
         vocab_size=250002, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
         intermediate_size=3072, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,

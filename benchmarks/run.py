@@ -35,20 +35,26 @@ def _csv(kind):
     return lambda text: [kind(part) for part in text.split(",") if part]
 
 
+def _cells(text: str) -> list[tuple[int, int]]:
+    """'1,20;32,20' -> [(1, 20), (32, 20)]: (concurrency, passages per request)."""
+    return [(int(c), int(d)) for c, d in (cell.split(",") for cell in text.split(";") if cell)]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", type=_csv(str), default=["minilm-l6", "xlmr-base"],
                         help=f"built models to run ({', '.join(MODEL_NAMES)})")
     parser.add_argument("--model-dir", type=Path, action="append", default=[],
                         help="serve this local model folder instead of the built ones (repeatable)")
     parser.add_argument("--systems", type=_csv(str), default=list(SYSTEMS), help=",".join(SYSTEMS))
-    parser.add_argument("--docs", type=_csv(int), default=[20, 64, 100], help="passages per request")
-    parser.add_argument("--concurrency", type=_csv(int), default=[1, 8, 32], help="concurrent clients")
-    parser.add_argument("--secondary", default="1,20;8,20",
-                        help="cells (c,docs;...) for models after the first (default: c=1 and c=8 x 20)")
+    parser.add_argument("--cells", type=_cells, default=_cells(";".join(f"{c},{d}" for d in (20, 64, 100)
+                                                                        for c in (1, 8, 32))),
+                        help="'concurrency,passages;...' for the first model (default: 1, 8, 32 x 20, 64, 100)")
+    parser.add_argument("--secondary", type=_cells, default=_cells("8,20"),
+                        help="cells for the models after the first (default: 8,20)")
     parser.add_argument("--seconds", type=float, default=20.0, help="time budget of one cell (no new request after)")
     parser.add_argument("--waves", type=int, default=3, help="at most this many requests per client per cell")
     parser.add_argument("--min-requests", type=int, default=6, help="at least this many requests per cell budget")
-    parser.add_argument("--direct-pairs", type=int, default=640, help="pairs the direct baseline scores pooled")
+    parser.add_argument("--direct-pairs", type=int, default=320, help="pairs the direct baseline scores pooled")
     parser.add_argument("--peak-seconds", type=float, default=3.0, help="time spent measuring the matmul peak")
     parser.add_argument("--work", type=Path, default=_DEFAULT_WORK, help="models, venvs and caches")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default WORK/results/<time>)")
@@ -85,10 +91,8 @@ class Bench:
         self.rows: list[Row] = []
 
     def cells(self, index: int) -> list[tuple[int, int]]:
-        """(concurrency, docs) pairs: the full matrix for the first model, --secondary for the others."""
-        if index == 0:
-            return [(c, d) for d in self.args.docs for c in self.args.concurrency]
-        return [tuple(int(x) for x in cell.split(",")) for cell in self.args.secondary.split(";") if cell]
+        """(concurrency, docs) pairs: --cells for the first model, --secondary for the others."""
+        return self.args.cells if index == 0 else self.args.secondary
 
     def cell_requests(self, workload: Workload, concurrency: int, docs: int) -> list[Request]:
         return workload.requests(docs, max(self.args.min_requests, concurrency * self.args.waves))
@@ -133,7 +137,7 @@ class Bench:
         log = self.out / f"{workload.name}-{spec.name}.log"
         with peers.serve(spec, workload.model_dir, log, cwd=Path(__file__).resolve().parent.parent) as server:
             print(f"# {spec.name} healthy after {server.startup_seconds:.1f} s", flush=True)
-            run_load(server.rerank_url, spec.body, workload.requests(self.args.docs[0], 2), concurrency=1,
+            run_load(server.rerank_url, spec.body, workload.requests(self.cells(index)[0][1], 2), concurrency=1,
                      max_seconds=self.args.seconds)  # warm-up, not recorded
             profiled = spec.name.startswith("rerank-kit")
             for concurrency, docs in self.cells(index):
@@ -199,7 +203,7 @@ def _workloads(args: argparse.Namespace) -> list[Workload]:
     workloads = []
     for name, folder in folders:
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        passages = make_passages(tokenizer, max(args.docs) * 4)
+        passages = make_passages(tokenizer, max(d for _, d in args.cells + args.secondary) * 4)
         workloads.append(Workload(name, folder, ModelShape.of(folder), passages, make_queries(64), tokenizer))
     return workloads
 

@@ -62,7 +62,7 @@ def test_bench_runs_every_local_system_on_the_tiny_model(tiny_model_dir: Path, t
     out = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, "-m", "rerank_kit.cli", "bench", "--model-dir", str(tiny_model_dir), "--systems",
-         ",".join(SMOKE_SYSTEMS), "--docs", "3", "--concurrency", "1,4", "--seconds", "2", "--waves", "1",
+         ",".join(SMOKE_SYSTEMS), "--cells", "1,3;4,3", "--seconds", "2", "--waves", "1",
          "--min-requests", "2", "--direct-pairs", "6", "--peak-seconds", "0.3", "--work", str(tmp_path / "work"),
          "--out", str(out)],
         capture_output=True, text=True, timeout=600,
