@@ -75,21 +75,22 @@ class _Direct:
 
 def direct(job: dict) -> dict:
     engine = _Direct(job["model"])
-    requests = job["requests"]
-    engine.score(engine.encode(requests[0]))  # warm
+    engine.score(engine.encode(job["requests"][0]))  # warm
     latencies = []
-    for request in _bounded(requests, job["latency_requests"], job["max_seconds"] / 2):
+    for request in _bounded(job["requests"], job["max_requests"], job["max_seconds"] / 2):
         started = time.perf_counter()
         engine.score(engine.encode(request))
         latencies.append(time.perf_counter() - started)
-    pooled = list(_bounded(requests, job["max_requests"], float("inf")))
     seconds = {}
-    for length_sorted in (True, False):  # what length sorting buys, everything else equal
+    for length_sorted in (True, False) if job["unsorted"] else (True,):  # what length sorting buys
         started = time.perf_counter()
-        engine.score([item for request in pooled for item in engine.encode(request)], length_sorted=length_sorted)
+        engine.score([item for r in job["pool"] for item in engine.encode(r)], length_sorted=length_sorted)
         seconds[length_sorted] = time.perf_counter() - started
-    return {"latencies": latencies, "pairs": sum(len(r["documents"]) for r in pooled), "seconds": seconds[True],
-            "unsorted_seconds": seconds[False]}
+    result = {"latencies": latencies, "pairs": sum(len(r["documents"]) for r in job["pool"]),
+              "seconds": seconds[True]}
+    if False in seconds:
+        result["unsorted_seconds"] = seconds[False]
+    return result
 
 
 def peak(job: dict) -> dict:

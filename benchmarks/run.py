@@ -118,19 +118,22 @@ class Bench:
     # -- systems -----------------------------------------------------------------------------------
 
     def in_process(self, workload: Workload, system: str, index: int) -> None:
-        for docs in sorted({d for _, d in self.cells(index)}):
-            pool = workload.requests(docs, max(self.args.min_requests, math.ceil(self.args.direct_pairs / docs)))
-            job = {"model": str(workload.model_dir), "requests": [asdict(r) for r in pool],
-                   "max_requests": len(pool), "max_seconds": self.args.seconds * 3,
-                   "latency_requests": self.args.min_requests}
-            if system == "floor":
-                job["max_requests"] = self.args.min_requests
+        cells = self.cells(index)
+        for docs in sorted({d for _, d in cells}):
+            requests = workload.requests(docs, self.args.min_requests)
+            # direct's throughput: the pairs the servers hold at once in this size's busiest cell, capped
+            busiest = max(c for c, d in cells if d == docs) * docs
+            pool = workload.requests(docs, max(1, math.ceil(min(self.args.direct_pairs, busiest) / docs)))
+            job = {"model": str(workload.model_dir), "requests": [asdict(r) for r in requests],
+                   "pool": [asdict(r) for r in pool], "max_requests": len(requests),
+                   "max_seconds": self.args.seconds * 3, "unsorted": index == 0}
             result = run_child(system, job, self.out / f"{workload.name}-{system}-{docs}")
-            used = pool[: len(result["latencies"])] if system == "floor" else pool
-            self.add(self.row(workload, system, 1, docs, used, result["latencies"], result["pairs"],
-                              result["seconds"], result["peak_rss_mb"]))
+            latencies = result["latencies"]
+            scored = requests[: len(latencies)] if system == "floor" else pool
+            self.add(self.row(workload, system, 1, docs, scored, latencies, result["pairs"], result["seconds"],
+                              result["peak_rss_mb"]))
             if "unsorted_seconds" in result:
-                self.add(self.row(workload, "direct-unsorted", 1, docs, used, [], result["pairs"],
+                self.add(self.row(workload, "direct-unsorted", 1, docs, pool, [], result["pairs"],
                                   result["unsorted_seconds"], result["peak_rss_mb"]))
 
     def served(self, workload: Workload, spec: peers.ServerSpec, index: int) -> None:

@@ -3,8 +3,8 @@ optionally int8 dynamically quantised, cached on disk and scored with an onnxrun
 
 The export uses torch.onnx (TorchScript exporter) plus onnxruntime's own optimiser and quantiser rather
 than optimum: optimum's ONNX package pins transformers < 4.58, which would downgrade the server's
-transformers. The cache key covers the model folder, its weights' size and mtime, the quantisation
-and the torch/onnxruntime versions, so a changed model or toolchain re-exports.
+transformers. The cache key covers the model folder, its weights' size and mtime, the quantisation,
+the export recipe and the torch/onnxruntime versions, so a changed model or toolchain re-exports.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ log = logging.getLogger("rerank_kit.onnx")
 
 Quantize = Literal["none", "int8"]
 _OPSET = 17
+_EXPORT_RECIPE = 1  # bump when the export/fuse/quantise steps change, so old caches are not reused
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")
 
 
@@ -70,7 +71,8 @@ def _cache_key(model_dir: Path, quantize: Quantize) -> str:
     import torch
 
     resolved = model_dir.expanduser().resolve()
-    digest = hashlib.sha256(f"{resolved}|{quantize}|{torch.__version__}|{onnxruntime.__version__}".encode())
+    digest = hashlib.sha256(
+        f"{resolved}|{quantize}|{_EXPORT_RECIPE}|{torch.__version__}|{onnxruntime.__version__}".encode())
     for path in sorted(resolved.iterdir()):
         if path.suffix in _WEIGHT_SUFFIXES and path.is_file():
             stat = path.stat()
