@@ -112,13 +112,22 @@ def parity(job: dict) -> dict:
     out = {}
     for quantize in ("none", "int8"):
         backend = load_onnx_backend(job["model"], quantize=quantize, threads=None, cache_dir=Path(job["cache_dir"]))
-        diffs, same_order = [], 0
+        diffs, same_order, same_top, rank_corr, spread = [], 0, 0, [], []
         for batch, ref in zip(batches, reference, strict=True):
             got = backend.logits({k: np.asarray(v, dtype=np.int64) for k, v in batch.items()})
             diffs.append(float(np.abs(_sigmoid(got) - _sigmoid(ref)).max()))
             same_order += bool((np.argsort(-got, kind="stable") == np.argsort(-ref, kind="stable")).all())
-        out[quantize] = {"max_abs_score_diff": max(diffs), "requests": len(requests), "same_order": same_order}
+            same_top += int(np.argmax(got) == np.argmax(ref))
+            rank_corr.append(float(np.corrcoef(_ranks(got), _ranks(ref))[0, 1]))
+            spread.append(float(ref.max() - ref.min()))
+        out[quantize] = {"max_abs_score_diff": max(diffs), "requests": len(requests), "same_order": same_order,
+                         "same_top1": same_top, "min_spearman": min(rank_corr),
+                         "median_logit_spread": float(np.median(spread))}
     return out
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    return np.argsort(np.argsort(x)).astype(np.float64)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

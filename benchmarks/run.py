@@ -247,7 +247,9 @@ def run(args: argparse.Namespace) -> int:
         parity = bench.parity(workloads[0])
         summary += "\nONNX vs torch on the benchmark requests (sigmoid scores):\n\n" + "\n".join(
             f"- {q}: max |score difference| {p['max_abs_score_diff']:.2e}; torch's exact order kept in "
-            f"{p['same_order']}/{p['requests']} requests" for q, p in parity.items() if q in ("none", "int8")) + "\n"
+            f"{p['same_order']}/{p['requests']} requests, its top document in {p['same_top1']}; lowest Spearman "
+            f"{p['min_spearman']:.3f}; median logit spread within a request {p['median_logit_spread']:.3f}"
+            for q, p in parity.items() if q in ("none", "int8")) + "\n"
     (out / "results.md").write_text(summary)
     print("\n" + summary)
     return 0
