@@ -51,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'concurrency,passages;...' for the first model (default: 1, 8, 32 x 20, 64, 100)")
     parser.add_argument("--secondary", type=_cells, default=_cells("8,20"),
                         help="cells for the models after the first (default: 8,20)")
+    parser.add_argument("--secondary-systems", type=_csv(str), default=["direct", "infinity", "rerank-kit"],
+                        help="systems run on the models after the first")
     parser.add_argument("--seconds", type=float, default=20.0, help="time budget of one cell (no new request after)")
     parser.add_argument("--waves", type=int, default=3, help="at most this many requests per client per cell")
     parser.add_argument("--min-requests", type=int, default=6, help="at least this many requests per cell budget")
@@ -89,6 +91,7 @@ class Bench:
     def __init__(self, args: argparse.Namespace, out: Path, peak_gflops: float) -> None:
         self.args, self.out, self.peak_gflops = args, out, peak_gflops
         self.rows: list[Row] = []
+        self.notes = ""
 
     def cells(self, index: int) -> list[tuple[int, int]]:
         """(concurrency, docs) pairs: --cells for the first model, --secondary for the others."""
@@ -106,7 +109,7 @@ class Bench:
         (self.out / "results.json").write_text(json.dumps(
             {"machine": machine(self.peak_gflops), "argv": sys.argv, "rows": [r.as_dict() for r in self.rows]},
             indent=1))
-        (self.out / "results.md").write_text(render(self.rows, self.peak_gflops))
+        (self.out / "results.md").write_text(render(self.rows, self.peak_gflops) + self.notes)
 
     def row(self, workload: Workload, system: str, concurrency: int, docs: int, requests: list[Request],
             latencies: list[float], pairs: int, seconds: float, rss_mb: float, errors: int = 0) -> Row:
@@ -175,6 +178,14 @@ def run_child(mode: str, job: dict, stem: Path) -> dict:
     return json.loads(result_path.read_text())
 
 
+def parity_note(parity: dict) -> str:
+    return "\nONNX vs torch on the benchmark requests (sigmoid scores):\n\n" + "\n".join(
+        f"- {q}: max |score difference| {p['max_abs_score_diff']:.2e}; torch's exact order kept in "
+        f"{p['same_order']}/{p['requests']} requests, its top document in {p['same_top1']}; lowest Spearman "
+        f"{p['min_spearman']:.3f}; median logit spread within a request {p['median_logit_spread']:.3f}"
+        for q, p in parity.items() if q in ("none", "int8")) + "\n"
+
+
 def machine(peak_gflops: float) -> dict:
     import torch
 
@@ -190,9 +201,11 @@ def render(rows: list[Row], peak_gflops: float) -> str:
     parts = [f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} "
              f"threads), Python {info['python']}; fp32 matmul peak {info['matmul_peak_gflops']} GFLOP/s; "
              f"{info['date_utc']} UTC.", "", table(rows)]
-    models = list(dict.fromkeys(r.model for r in rows))
-    if models:
-        parts += ["", "Targets (ratios measured in this run):", "", targets(rows, models[0])]
+    for model in dict.fromkeys(r.model for r in rows):
+        ours = [r for r in rows if r.model == model and r.system == "rerank-kit"]
+        busiest = max(ours, key=lambda r: (r.concurrency, -r.docs), default=None)
+        cell = (busiest.docs, busiest.concurrency) if busiest else (20, 32)
+        parts += ["", f"Targets for {model} (ratios measured in this run):", "", targets(rows, model, *cell)]
     return "\n".join(parts) + "\n"
 
 
@@ -223,33 +236,30 @@ def _server_spec(system: str, work: Path) -> peers.ServerSpec:
 
 
 def run(args: argparse.Namespace) -> int:
-    unknown = set(args.systems) - set(SYSTEMS)
+    unknown = set(args.systems + args.secondary_systems) - set(SYSTEMS)
     if unknown:
         print(f"unknown systems {sorted(unknown)}; choose from {','.join(SYSTEMS)}", file=sys.stderr)
         return 2
     args.work.mkdir(parents=True, exist_ok=True)
     out = args.out or args.work / "results" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     out.mkdir(parents=True, exist_ok=True)
-    if "infinity" in args.systems:
+    several_models = len(args.model_dir or args.models) > 1
+    if "infinity" in args.systems or (several_models and "infinity" in args.secondary_systems):
         peers.ensure_infinity(args.work, os.environ.get("PY311") or "python3.11")
     workloads = _workloads(args)
     peak = run_child("peak", {"max_seconds": args.peak_seconds}, out / "peak")["gflops"] if args.peak_seconds else 0.0
     print(f"# fp32 matmul peak {peak:.1f} GFLOP/s; results in {out}", flush=True)
     bench = Bench(args, out, peak)
     for index, workload in enumerate(workloads):
-        for system in args.systems:
+        for system in args.systems if index == 0 else args.secondary_systems:
             if system in _IN_PROCESS:
                 bench.in_process(workload, system, index)
-            elif index == 0 or not system.startswith("rerank-kit-onnx"):
+            else:
                 bench.served(workload, _server_spec(system, args.work), index)
-    summary = render(bench.rows, peak)
-    if any(s.startswith("rerank-kit-onnx") for s in args.systems) and workloads:
-        parity = bench.parity(workloads[0])
-        summary += "\nONNX vs torch on the benchmark requests (sigmoid scores):\n\n" + "\n".join(
-            f"- {q}: max |score difference| {p['max_abs_score_diff']:.2e}; torch's exact order kept in "
-            f"{p['same_order']}/{p['requests']} requests, its top document in {p['same_top1']}; lowest Spearman "
-            f"{p['min_spearman']:.3f}; median logit spread within a request {p['median_logit_spread']:.3f}"
-            for q, p in parity.items() if q in ("none", "int8")) + "\n"
+        if index == 0 and any(s.startswith("rerank-kit-onnx") for s in args.systems):
+            bench.notes = parity_note(bench.parity(workload))
+            bench.save()
+    summary = render(bench.rows, peak) + bench.notes
     (out / "results.md").write_text(summary)
     print("\n" + summary)
     return 0
