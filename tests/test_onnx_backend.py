@@ -13,15 +13,15 @@ from server_process import running_server
 
 from local_server.onnx_backend import load_onnx_backend
 
-QUERY = "what is the weather in paris today"
+QUERY = "which city is the capital of france"
 DOCS = [
-    "it is sunny today in paris",
-    "paris is the capital of france",
-    "the cat sat on the mat",
-    "rain and cloud over the river",
-    "a python server for rerank model retrieval",
-    "the capital city of france is paris and the weather today is sunny with a little cloud",
+    "paris is the capital city of france",
+    "rain and cloud over the river today",
     "dog",
+    "the weather in paris is sunny and the cat sat on the mat by the river in the city",
+    "a python server scores each query and document pair in a batch",
+    "france",
+    "what is the weather today",
 ]
 
 
