@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -36,7 +37,7 @@ class OnnxBackend:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.intra_op_num_threads = threads or 0  # 0: onnxruntime's default, one per physical core
         options.inter_op_num_threads = 1
         self.model_path = model_path
         self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
@@ -118,7 +119,10 @@ def _export(model_dir: Path, path: Path) -> tuple[str, int, int]:
     # positional order of the model's forward(): input_ids, attention_mask, token_type_ids
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
     axes = {name: {0: "batch", 1: "sequence"} for name in names} | {"logits": {0: "batch"}}
-    with torch.inference_mode():
+    with torch.inference_mode(), warnings.catch_warnings():
+        # tracing warns about shape checks it freezes; the axes that vary are declared dynamic above
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Exporting aten::index operator")
         torch.onnx.export(model, tuple(sample[n] for n in names), str(path), input_names=names,
                           output_names=["logits"], dynamic_axes=axes, opset_version=_OPSET, dynamo=False)
     config = model.config
