@@ -108,7 +108,12 @@ def _build(model_dir: Path, quantize: Quantize, target: Path) -> None:
 
 
 def _export(model_dir: Path, path: Path) -> tuple[str, int, int]:
-    """torch.onnx export with dynamic batch and sequence axes; returns the optimiser's model facts."""
+    """torch.onnx export with dynamic batch and sequence axes; returns the optimiser's model facts.
+
+    The TorchScript exporter (dynamo=False) and eager attention on purpose: onnxruntime's optimiser
+    fuses Attention and GELU in that graph, not in the dynamo exporter's or an SDPA one (torch 2.13,
+    onnxruntime 1.31), and the fused graph is what makes this path fast.
+    """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
