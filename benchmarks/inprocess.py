@@ -2,8 +2,8 @@
 
 - floor:  FlagReranker.compute_score(pairs, normalize=True) once per request (the library floor);
 - direct: the same model called with no server: tokenised once, length-sorted, batches of 32 under
-          torch.inference_mode (throughput over the pooled pairs, and again unsorted; latency one
-          request at a time);
+          torch.inference_mode (throughput over the pooled pairs, also unsorted and in 2048-token
+          batches; latency one request at a time);
 - peak:   the machine's fp32 matmul peak;
 - parity: ONNX fp32 and int8 scores against torch on the benchmark requests.
 
@@ -64,13 +64,24 @@ class _Direct:
                              truncation="only_second", max_length=512)
         return [{k: enc[k][i] for k in enc} for i in range(len(request["documents"]))]
 
-    def score(self, items: list[dict], *, length_sorted: bool = True) -> None:
-        if length_sorted:
-            items = sorted(items, key=lambda item: len(item["input_ids"]), reverse=True)
-        for start in range(0, len(items), _BATCH):
-            batch = self.tokenizer.pad(items[start:start + _BATCH], return_tensors="pt")
+    def score(self, items: list[dict], batching: str = "direct") -> None:
+        for indices in _batches([len(item["input_ids"]) for item in items], batching):
+            batch = self.tokenizer.pad([items[i] for i in indices], return_tensors="pt")
             with self.torch.inference_mode():
                 self.model(**batch).logits  # noqa: B018
+
+
+def _batches(lengths: list[int], batching: str) -> list[list[int]]:
+    """direct: longest first, 32 at a time; direct-unsorted: arrival order, 32 at a time;
+    direct-2k-tokens: longest first, cut at 2048 padded tokens (rerank-kit's CPU planner)."""
+    if batching == "direct-2k-tokens":
+        from local_server.batcher import plan_batches
+
+        return plan_batches(lengths, 2048, _BATCH)
+    order = list(range(len(lengths)))
+    if batching == "direct":
+        order.sort(key=lengths.__getitem__, reverse=True)
+    return [order[i:i + _BATCH] for i in range(0, len(order), _BATCH)]
 
 
 def direct(job: dict) -> dict:
@@ -82,15 +93,11 @@ def direct(job: dict) -> dict:
         engine.score(engine.encode(request))
         latencies.append(time.perf_counter() - started)
     seconds = {}
-    for length_sorted in (True, False) if job["unsorted"] else (True,):  # what length sorting buys
+    for batching in job["batchings"]:  # what length sorting and batch size buy, everything else equal
         started = time.perf_counter()
-        engine.score([item for r in job["pool"] for item in engine.encode(r)], length_sorted=length_sorted)
-        seconds[length_sorted] = time.perf_counter() - started
-    result = {"latencies": latencies, "pairs": sum(len(r["documents"]) for r in job["pool"]),
-              "seconds": seconds[True]}
-    if False in seconds:
-        result["unsorted_seconds"] = seconds[False]
-    return result
+        engine.score([item for r in job["pool"] for item in engine.encode(r)], batching)
+        seconds[batching] = time.perf_counter() - started
+    return {"latencies": latencies, "pairs": sum(len(r["documents"]) for r in job["pool"]), "seconds": seconds}
 
 
 def peak(job: dict) -> dict:
