@@ -94,6 +94,7 @@ class Bench:
         self.args, self.out, self.peak_gflops = args, out, peak_gflops
         self.rows: list[Row] = []
         self.notes = ""
+        self.failures: list[str] = []
 
     def cells(self, index: int) -> list[tuple[int, int]]:
         """(concurrency, docs) pairs: --cells for the first model, --secondary for the others."""
@@ -256,14 +257,20 @@ def run(args: argparse.Namespace) -> int:
     bench = Bench(args, out, peak)
     for index, workload in enumerate(workloads):
         for system in args.systems if index == 0 else args.secondary_systems:
-            if system in _IN_PROCESS:
-                bench.in_process(workload, system, index)
-            else:
-                bench.served(workload, _server_spec(system, args.work), index)
+            try:
+                if system in _IN_PROCESS:
+                    bench.in_process(workload, system, index)
+                else:
+                    bench.served(workload, _server_spec(system, args.work), index)
+            except (RuntimeError, subprocess.CalledProcessError) as exc:  # one system's failure ends only its rows
+                print(f"# {workload.name} {system} failed: {exc}", flush=True)
+                bench.failures.append(f"- {workload.name} {system} failed: {str(exc).splitlines()[0]}")
         if index == 0 and any(s.startswith("rerank-kit-onnx") for s in args.systems):
             bench.notes = parity_note(bench.parity(workload))
             bench.save()
     summary = render(bench.rows, peak) + bench.notes
+    if bench.failures:
+        summary += "\nNot measured:\n\n" + "\n".join(bench.failures) + "\n"
     (out / "results.md").write_text(summary)
     print("\n" + summary)
-    return 0
+    return 1 if bench.failures else 0
