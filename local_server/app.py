@@ -92,7 +92,7 @@ def validate(model: type[Body], data: dict[str, Any]) -> Body:
 
 def create_app(settings: Settings, engine: RerankEngine) -> FastAPI:
     """The app around an already loaded engine; the inference thread lives as long as the app."""
-    batcher = Batcher(engine.logits, max_batch_tokens=settings.max_batch_tokens,
+    batcher = Batcher(engine.logits, max_batch_tokens=engine.batch_tokens,
                       max_batch_size=settings.max_batch_size, max_wait_ms=settings.max_wait_ms,
                       max_queue_pairs=settings.max_queue_pairs)
     scorer = Scorer(engine, batcher)
@@ -218,7 +218,7 @@ def create_app(settings: Settings, engine: RerankEngine) -> FastAPI:
         model_id=model_id, model_dtype=engine.dtype,
         model_type={"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}},
         max_concurrent_requests=settings.max_queue_pairs, max_input_length=settings.max_length,
-        max_batch_tokens=settings.max_batch_tokens, max_client_batch_size=settings.max_docs,
+        max_batch_tokens=engine.batch_tokens, max_client_batch_size=settings.max_docs,
         version=__version__, server="rerank-kit", max_docs=settings.max_docs,
         query_max_length=settings.effective_query_max_length, device=engine.device, score_transform="sigmoid",
     )

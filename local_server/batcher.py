@@ -22,9 +22,11 @@ from local_server.engine import EncodedPair
 
 log = logging.getLogger("rerank_kit.batcher")
 
-# How many batches' worth of work one round may hold, so a flood of requests cannot starve the
-# requests behind it of a place in the next round.
-_ROUND_BATCHES = 8
+# How much work one round may hold: a few batches' worth, and enough tokens (~160 pairs of 200 tokens)
+# that sorting them removes most padding. Bigger rounds only make every request in them wait for the
+# whole round, and a request arriving meanwhile wait for all of it.
+_ROUND_BATCHES = 4
+_MIN_ROUND_TOKENS = 32768
 
 
 class OverloadedError(RuntimeError):
@@ -154,7 +156,7 @@ class Batcher:
 
     def _next_round(self) -> list[_Job] | None:
         """Wait for work; give a lone small request `max_wait_ms` to gain company; take FIFO jobs."""
-        budget = self.max_batch_tokens * _ROUND_BATCHES
+        budget = max(self.max_batch_tokens * _ROUND_BATCHES, _MIN_ROUND_TOKENS)
         with self._cond:
             while not self._jobs and not self._stopping:
                 self._cond.wait()

@@ -20,7 +20,9 @@ class Settings(BaseSettings):
     fp16: bool | None = Field(None, description="Half precision; default on for CUDA only.")
     max_length: int = Field(512, ge=8, description="Max tokens of a (query, document) pair.")
     query_max_length: int | None = Field(None, ge=1, description="Max query tokens (default 3/4 of max_length).")
-    max_batch_tokens: int = Field(16384, ge=64, description="Padded-token budget of one forward pass.")
+    max_batch_tokens: int | None = Field(
+        None, ge=64, description="Padded-token budget of one forward pass (default 2048 on CPU, 16384 on GPU)."
+    )
     max_batch_size: int = Field(32, ge=1, description="Max pairs in one forward pass.")
     max_wait_ms: float = Field(2.0, ge=0, description="How long a lone request waits for company to batch with.")
     max_docs: int = Field(1000, ge=1, description="Max documents per request (413 above).")

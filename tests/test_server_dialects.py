@@ -154,6 +154,7 @@ def test_info_models_health_metrics_docs(live_server: str) -> None:
     info = httpx.get(f"{live_server}/info").json()
     assert "reranker" in info["model_type"]
     assert info["max_input_length"] == 512 and info["max_client_batch_size"] == info["max_docs"] == 1000
+    assert info["device"] == "cpu" and info["max_batch_tokens"] == 2048  # the CPU default token budget
     models = httpx.get(f"{live_server}/v1/models").json()
     assert models["object"] == "list" and models["data"][0]["id"] == info["model_id"]
     assert httpx.get(f"{live_server}/health").status_code == 200
