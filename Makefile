@@ -2,27 +2,45 @@
 SHELL := /bin/bash
 PY311 ?= $(shell for p in python3.11 $$HOME/.pyenv/versions/3.11*/bin/python3.11; do $$p -c '' 2>/dev/null && { echo $$p; break; }; done)
 PY312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do $$p -c '' 2>/dev/null && { echo $$p; break; }; done)
-# torch==2.13.0 is the CPU wheel on this disk; any other spec makes pip pull a multi-GB CUDA build.
-TORCH_SPEC ?= torch==2.13.0
 VENV := .venv
 DIFY_VENV := .venv-dify
 PIP_QUIET := -q --disable-pip-version-check
 
-.PHONY: run test lint bench package-dify install-dify install-ragflow clean
+# The locks: every transitive version the suite passed with, one per environment (README: "The lock").
+LOCK := requirements/server-py311.lock
+DIFY_LOCK := requirements/dify-py312.lock
+INFINITY_LOCK := requirements/infinity-py311.lock
+PLUGIN_REQUIREMENTS := dify_plugin/requirements.txt
+# torch==2.13.0 is the CPU wheel on this disk; any other spec makes pip pull a multi-GB CUDA build.
+TORCH_CONSTRAINT := requirements/torch-cpu.txt
+PIP_TOOLS := pip-tools==7.6.2
+COMPILE := --quiet --strip-extras --no-emit-index-url --no-emit-find-links
 
-$(VENV)/.installed: pyproject.toml
-	@test -n "$(PY311)" || { echo "Python 3.11 not found: set PY311=/path/to/python3.11"; exit 1; }
-	$(PY311) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_QUIET) "$(TORCH_SPEC)"
-	$(VENV)/bin/pip install $(PIP_QUIET) -e '.[server,onnx,dev]'
+.PHONY: run test lint bench lock drift package-dify install-dify install-ragflow clean
+
+require-py = @test -n "$(1)" || { echo "Python $(2) not found: set PY$(subst .,,$(2))=/path/to/python$(2)"; exit 1; }
+
+# A venv is rebuilt from scratch when its lock changes, so it never keeps a version the lock dropped.
+$(VENV)/.installed: $(LOCK) pyproject.toml
+	$(call require-py,$(PY311),3.11)
+	$(PY311) -m venv --clear $(VENV)
+	$(VENV)/bin/pip install $(PIP_QUIET) -r $(LOCK)
+	$(VENV)/bin/pip install $(PIP_QUIET) --no-deps -e .
 	touch $@
 
 # The Dify plugin runs on Python 3.12 with dify-plugin 0.10.x, as Dify's daemon runs it; no torch here.
-$(DIFY_VENV)/.installed: pyproject.toml dify_plugin/requirements.txt
-	@test -n "$(PY312)" || { echo "Python 3.12 not found: set PY312=/path/to/python3.12"; exit 1; }
-	$(PY312) -m venv $(DIFY_VENV)
-	$(DIFY_VENV)/bin/pip install $(PIP_QUIET) -r dify_plugin/requirements.txt -e . pytest respx
+$(DIFY_VENV)/.installed: $(DIFY_LOCK) pyproject.toml
+	$(call require-py,$(PY312),3.12)
+	$(PY312) -m venv --clear $(DIFY_VENV)
+	$(DIFY_VENV)/bin/pip install $(PIP_QUIET) -r $(DIFY_LOCK)
+	$(DIFY_VENV)/bin/pip install $(PIP_QUIET) --no-deps -e .
 	touch $@
+
+# $(1): the server venv, $(2): the Dify plugin venv.
+define run-suite
+	$(2)/bin/python -m pytest -q tests/dify_sdk
+	RERANK_KIT_DIFY_PYTHON=$(abspath $(2))/bin/python $(1)/bin/python -m pytest -q --ignore=tests/dify_sdk
+endef
 
 run: $(VENV)/.installed
 	$(VENV)/bin/rerank-kit serve
@@ -31,12 +49,39 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
 test: $(VENV)/.installed $(DIFY_VENV)/.installed lint
-	$(DIFY_VENV)/bin/python -m pytest -q tests/dify_sdk
-	RERANK_KIT_DIFY_PYTHON=$(abspath $(DIFY_VENV))/bin/python $(VENV)/bin/python -m pytest -q --ignore=tests/dify_sdk
+	$(call run-suite,$(VENV),$(DIFY_VENV))
+
+# Re-resolve every lock from pyproject.toml, dify_plugin/requirements.in and requirements/infinity.in
+# (needs the package index).
+# Run it after changing a dependency range, then `make test`, and commit the locks with the change.
+lock: export CUSTOM_COMPILE_COMMAND = make lock
+lock:
+	$(call require-py,$(PY311),3.11)
+	$(call require-py,$(PY312),3.12)
+	test -x .venv-lock311/bin/pip-compile || { $(PY311) -m venv .venv-lock311 && .venv-lock311/bin/pip install $(PIP_QUIET) $(PIP_TOOLS); }
+	test -x .venv-lock312/bin/pip-compile || { $(PY312) -m venv .venv-lock312 && .venv-lock312/bin/pip install $(PIP_QUIET) $(PIP_TOOLS); }
+	.venv-lock311/bin/pip-compile $(COMPILE) --upgrade --extra server --extra onnx --extra bench --extra dev \
+		-c $(TORCH_CONSTRAINT) -o $(LOCK) pyproject.toml
+	.venv-lock311/bin/pip-compile $(COMPILE) --upgrade -c $(TORCH_CONSTRAINT) -o $(INFINITY_LOCK) requirements/infinity.in
+	.venv-lock312/bin/pip-compile $(COMPILE) --upgrade --extra dev -o $(DIFY_LOCK) pyproject.toml dify_plugin/requirements.in
+	.venv-lock312/bin/pip-compile $(COMPILE) --no-annotate -c $(DIFY_LOCK) -o $(PLUGIN_REQUIREMENTS) dify_plugin/requirements.in
+
+# The newest versions pyproject.toml allows (no lock; torch stays the CPU wheel) in scratch venvs, and the
+# whole suite on them: run it weekly and before `make lock`; docs/dependencies.md says what to do on failure.
+drift:
+	$(call require-py,$(PY311),3.11)
+	$(call require-py,$(PY312),3.12)
+	$(PY311) -m venv --clear .venv-drift
+	.venv-drift/bin/pip install $(PIP_QUIET) -c $(TORCH_CONSTRAINT) --upgrade -e '.[server,onnx,dev]'
+	$(PY312) -m venv --clear .venv-drift-dify
+	.venv-drift-dify/bin/pip install $(PIP_QUIET) --upgrade -r dify_plugin/requirements.in -e '.[dev]'
+	.venv-drift/bin/pip freeze --exclude-editable > .venv-drift/resolved.txt
+	@echo "drift: resolved $$(wc -l < .venv-drift/resolved.txt) packages (.venv-drift/resolved.txt); running the suite"
+	.venv-drift/bin/ruff check .
+	$(call run-suite,.venv-drift,.venv-drift-dify)
 
 # The benchmark builds its models and Infinity's own venv under benchmarks/.work on first run.
 bench: $(VENV)/.installed
-	$(VENV)/bin/pip install $(PIP_QUIET) -e '.[server,onnx,bench]'
 	PY311=$(PY311) $(VENV)/bin/rerank-kit bench $(BENCH_ARGS)
 
 package-dify: $(VENV)/.installed
@@ -46,5 +91,10 @@ package-dify: $(VENV)/.installed
 install-dify: $(VENV)/.installed
 	scripts/install_dify.sh -o dist $(if $(DIFY_DOCKER),--dify-docker $(DIFY_DOCKER))
 
+# Add the rerank-kit factory to a RAGFlow deployment: RAGFLOW=/path/to/ragflow/docker (see docs/ragflow.md).
+install-ragflow: $(VENV)/.installed
+	@test -n "$(RAGFLOW)" || { echo "set RAGFLOW=/path/to/ragflow/docker (or a RAGFlow source tree)"; exit 1; }
+	$(VENV)/bin/rerank-kit install-ragflow $(RAGFLOW)
+
 clean:
-	rm -rf $(VENV) $(DIFY_VENV) dist build *.egg-info
+	rm -rf $(VENV) $(DIFY_VENV) .venv-drift .venv-drift-dify .venv-lock311 .venv-lock312 dist build *.egg-info

@@ -23,9 +23,8 @@ import httpx
 
 from benchmarks.workload import Request
 
-INFINITY_VERSION = "0.0.78"
-# Infinity pins numpy<2, so it gets a venv of its own; torch first, or pip pulls a multi-GB CUDA build.
-TORCH_SPEC = "torch==2.13.0"
+# Infinity pins numpy<2, so it gets a venv of its own, installed from its lock (torch: the CPU wheel).
+INFINITY_LOCK = Path(__file__).resolve().parent.parent / "requirements" / "infinity-py311.lock"
 QUIET_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1",
               "INFINITY_ANONYMOUS_USAGE_STATS": "0", "TOKENIZERS_PARALLELISM": "true"}
 
@@ -79,17 +78,18 @@ def infinity_python(work: Path) -> Path:
 
 
 def ensure_infinity(work: Path, python311: str) -> Path:
-    """Create Infinity's venv under `work` once (minutes the first time); return its python."""
+    """Create Infinity's venv under `work` from its lock (minutes the first time, again when the lock
+    changes); return its python."""
     python = infinity_python(work)
     marker = python.parent.parent / ".installed"
-    if marker.is_file():
+    lock = INFINITY_LOCK.read_text()
+    if marker.is_file() and marker.read_text() == lock:
         return python
-    print(f"installing infinity-emb {INFINITY_VERSION} into {python.parent.parent} (once) ...", flush=True)
-    subprocess.run([python311, "-m", "venv", str(python.parent.parent)], check=True)
-    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    subprocess.run([*pip, TORCH_SPEC], check=True)
-    subprocess.run([*pip, f"infinity-emb[server,torch]=={INFINITY_VERSION}", "numpy<2"], check=True)
-    marker.write_text("ok\n")
+    print(f"installing Infinity from {INFINITY_LOCK.name} into {python.parent.parent} ...", flush=True)
+    subprocess.run([python311, "-m", "venv", "--clear", str(python.parent.parent)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r",
+                    str(INFINITY_LOCK)], check=True)
+    marker.write_text(lock)
     return python
 
 

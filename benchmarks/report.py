@@ -24,7 +24,12 @@ class Row:
     padding: float | None = None  # rerank-kit only: padded tokens / real tokens - 1
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return asdict(self) | {"reported_pairs_per_s": self.reported_rate}
+
+    @property
+    def reported_rate(self) -> float | None:
+        """Pairs/s, or None when any request failed: a server that drops requests is not fast."""
+        return None if self.errors else self.pairs_per_s
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -41,14 +46,16 @@ def median(values: list[float]) -> float:
 
 
 def table(rows: list[Row]) -> str:
-    lines = ["| model | system | docs | c | requests | pairs/s | p50 ms | p99 ms | peak RSS MB | MFU "
+    """One line per cell; a cell with failed requests shows its failure count and no throughput."""
+    lines = ["| model | system | docs | c | requests | failed | pairs/s | p50 ms | p99 ms | peak RSS MB | MFU "
              "| engine busy | padding |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        errors = f" ({r.errors} errors)" if r.errors else ""
-        lines.append(f"| {r.model} | {r.system}{errors} | {r.docs} | {r.concurrency} | {r.requests} | "
-                     f"{r.pairs_per_s:.1f} | {_ms(r.p50_ms)} | {_ms(r.p99_ms)} | {r.peak_rss_mb:.0f} | "
-                     f"{r.mfu * 100:.1f}% | {_share(r.engine_busy)} | {_share(r.padding)} |")
+        rate = "-" if r.reported_rate is None else f"{r.reported_rate:.1f}"
+        mfu = "-" if r.reported_rate is None else f"{r.mfu * 100:.1f}%"
+        lines.append(f"| {r.model} | {r.system} | {r.docs} | {r.concurrency} | {r.requests} | {r.errors} | "
+                     f"{rate} | {_ms(r.p50_ms)} | {_ms(r.p99_ms)} | {r.peak_rss_mb:.0f} | "
+                     f"{mfu} | {_share(r.engine_busy)} | {_share(r.padding)} |")
     return "\n".join(lines)
 
 
@@ -77,6 +84,10 @@ def targets(rows: list[Row], model: str, docs: int = 20, concurrency: int = 32) 
         if mine is None or peer is None:
             checks.append(f"- {label}: not measured in this run")
             return
+        failed = [f"{r.system}: {r.errors} failed requests" for r in (mine, peer) if r.reported_rate is None]
+        if failed:
+            checks.append(f"- {label}: no ratio ({'; '.join(failed)})")
+            return
         value = mine.pairs_per_s / peer.pairs_per_s
         verdict = "met" if value >= goal else f"missed by {(goal - value) / goal * 100:.0f}%"
         checks.append(f"- {label}: {mine.pairs_per_s:.1f} / {peer.pairs_per_s:.1f} pairs/s = "
@@ -89,7 +100,7 @@ def targets(rows: list[Row], model: str, docs: int = 20, concurrency: int = 32) 
     ratio("infinity", f"rerank-kit ONNX int8 vs Infinity fp32 ({where})", 1.8,
           _find(rows, model, "rerank-kit-onnx-int8", docs, concurrency))
     single, direct = _find(rows, model, "rerank-kit", docs, 1), _find(rows, model, "direct", docs, 1)
-    if single and direct:
+    if single and direct and single.reported_rate is not None:
         limit = direct.p50_ms * 1.1 + 5
         verdict = "met" if single.p50_ms <= limit else f"missed by {single.p50_ms - limit:.0f} ms"
         checks.append(f"- c=1 latency ({model}, {docs} passages): rerank-kit p50 {single.p50_ms:.0f} ms vs direct "

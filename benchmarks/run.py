@@ -269,6 +269,8 @@ def run(args: argparse.Namespace) -> int:
             bench.notes = parity_note(bench.parity(workload))
             bench.save()
     summary = render(bench.rows, peak) + bench.notes
+    bench.failures += [f"- {r.model} {r.system} c={r.concurrency} x {r.docs}: {r.errors} failed requests, "
+                       "so no throughput" for r in bench.rows if r.errors]
     if bench.failures:
         summary += "\nNot measured:\n\n" + "\n".join(bench.failures) + "\n"
     (out / "results.md").write_text(summary)

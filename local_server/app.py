@@ -7,6 +7,7 @@ type to a null field, gets the same `{"error", "error_type"}` body and the right
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ from local_server.settings import Settings
 from rerank_kit import __version__
 from rerank_kit.protocol import RerankRequest, ServerInfo, TEIRerankRequest
 
+log = logging.getLogger("rerank_kit.app")
 Body = TypeVar("Body", bound=BaseModel)
 RETRY_AFTER_SECONDS = 1
 
@@ -124,14 +126,19 @@ def create_app(settings: Settings, engine: RerankEngine) -> FastAPI:
         kind = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HttpError")
         return error_response(exc.status_code, kind, str(exc.detail))
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> Response:
-        return error_response(500, "Backend", f"internal error: {type(exc).__name__}")
-
     @app.middleware("http")
     async def _observe(request: Request, call_next):
+        """Time and count every answer; an unexpected exception is logged once and answered as a typed 500.
+
+        Caught here rather than by an `Exception` handler: Starlette re-raises after such a handler has
+        answered, so uvicorn would log the traceback a second time and drop the keep-alive connection.
+        """
         started = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:
+            log.exception("unexpected error answering %s %s", request.method, request.url.path)
+            response = error_response(500, "Backend", f"internal error: {type(exc).__name__}")
         route = request.scope.get("route")
         metrics.observe(getattr(route, "path", "unmatched"), response.status_code, time.perf_counter() - started)
         return response

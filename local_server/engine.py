@@ -8,9 +8,11 @@ loads works the same) but tokenise and batch ourselves; tests pin the scores to 
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -97,10 +99,17 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 
 
 class RerankEngine:
-    """Tokenises requests and scores padded batches. Thread-safe for one scoring thread."""
+    """Tokenises requests (from any number of threads) and scores padded batches (from one thread).
+
+    A Hugging Face fast tokenizer is not thread-safe: every call reconfigures its truncation, and two
+    threads in one tokenizer raise `RuntimeError: Already borrowed`. Each thread that encodes gets its
+    own copy of the loaded tokenizer (as TEI gives each tokenisation worker its own), made on first use.
+    """
 
     def __init__(self, tokenizer, backend: Backend, settings: Settings, *, device: str, dtype: str) -> None:
-        self.tokenizer = tokenizer
+        self._prototype = tokenizer
+        self._per_thread = threading.local()
+        self._copying = threading.Lock()
         self.backend = backend
         self.settings = settings
         self.device = device
@@ -112,6 +121,15 @@ class RerankEngine:
         self._pad_id = tokenizer.pad_token_id or 0
         self._special_tokens = tokenizer.num_special_tokens_to_add(pair=True)
         self._with_token_types = "token_type_ids" in tokenizer.model_input_names
+
+    @property
+    def tokenizer(self):
+        """This thread's own tokenizer."""
+        tokenizer = getattr(self._per_thread, "tokenizer", None)
+        if tokenizer is None:
+            with self._copying:  # the prototype is only ever read, one copy at a time
+                tokenizer = self._per_thread.tokenizer = copy.deepcopy(self._prototype)
+        return tokenizer
 
     @classmethod
     def load(cls, settings: Settings) -> RerankEngine:
@@ -204,10 +222,11 @@ class RerankEngine:
         kwargs = {"add_special_tokens": False}
         if not exact:
             kwargs |= {"max_length": needed, "truncation": True}
-        ids = self.tokenizer(texts, **kwargs)["input_ids"]
+        tokenizer = self.tokenizer
+        ids = tokenizer(texts, **kwargs)["input_ids"]
         for i, (text, original) in enumerate(zip(texts, documents, strict=True)):
             if len(text) < len(original) and len(ids[i]) < needed:  # the cap cut too much: redo exactly
-                ids[i] = self.tokenizer(original, **kwargs)["input_ids"]
+                ids[i] = tokenizer(original, **kwargs)["input_ids"]
         return ids
 
     @staticmethod

@@ -4,7 +4,9 @@
 .EXAMPLE
   powershell -ExecutionPolicy Bypass -File scripts\install_server.ps1 -Model BAAI/bge-reranker-base -Port 8086
 .NOTES
-  torch: the CPU build unless -Gpu is given (then the CUDA 12.4 build). Set $env:TORCH_SPEC to pin it.
+  Versions come from the lock (requirements\server-py311.lock), the set the test suite passed with.
+  torch: the locked version, the CPU build unless -Gpu is given (then the CUDA 12.4 build); $env:TORCH_SPEC
+  overrides it.
   Written for Windows PowerShell 5.1 and PowerShell 7; not run on this project's Linux CI.
 #>
 param(
@@ -18,7 +20,7 @@ $ErrorActionPreference = "Stop"
 $Repo = Split-Path -Parent $PSScriptRoot
 
 if (-not $Python) {
-    foreach ($candidate in @("py -3.12", "py -3.11", "python")) {
+    foreach ($candidate in @("py -3.11", "py -3.12", "python")) {  # the lock is made on 3.11
         $exe, $arg = $candidate.Split(" ", 2)
         if (Get-Command $exe -ErrorAction SilentlyContinue) {
             & $exe $arg -c "import sys; sys.exit(sys.version_info < (3, 11))" 2>$null
@@ -35,10 +37,14 @@ New-Item -ItemType Directory -Force -Path $Prefix | Out-Null
 $VenvPython = "$Prefix\venv\Scripts\python.exe"
 function Pip { & $VenvPython -m pip install --disable-pip-version-check -q @args; if ($LASTEXITCODE) { throw "pip failed" } }
 
+$Lock = "$Repo\requirements\server-py311.lock"
+$TorchVersion = (Select-String -Path $Lock -Pattern '^torch==([^+\s]+)').Matches[0].Groups[1].Value
+$Constraints = "$Prefix\constraints.txt"
+Get-Content $Lock | Where-Object { $_ -notmatch '^torch==' } | Set-Content $Constraints
 if ($env:TORCH_SPEC) { Pip $env:TORCH_SPEC }
-elseif ($Gpu) { Pip torch --index-url https://download.pytorch.org/whl/cu124 }
-else { Pip torch --index-url https://download.pytorch.org/whl/cpu }
-Pip "$Repo[server]"
+elseif ($Gpu) { Pip "torch==$TorchVersion" --index-url https://download.pytorch.org/whl/cu124 }
+else { Pip "torch==$TorchVersion" --index-url https://download.pytorch.org/whl/cpu }
+Pip -c $Constraints "$Repo[server]"
 
 $EnvFile = "$Prefix\server.env"
 if (-not (Test-Path $EnvFile)) {

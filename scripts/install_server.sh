@@ -4,8 +4,9 @@
 #
 #   scripts/install_server.sh [--prefix DIR] [--python PYTHON] [--model MODEL] [--port PORT] [--gpu] [--systemd]
 #
-# torch: on Linux the CPU build is installed unless --gpu is given (the default PyPI build is CUDA, several
-# GB); on macOS the default build (with MPS). Set TORCH_SPEC to pin it (e.g. TORCH_SPEC=torch==2.13.0).
+# Versions come from the lock (requirements/server-py311.lock), the set the test suite passed with.
+# torch: the locked version, the CPU build on Linux unless --gpu is given (the default PyPI build is CUDA,
+# several GB); on macOS the default build (with MPS). TORCH_SPEC overrides it (e.g. TORCH_SPEC=torch==2.13.0).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,7 +32,7 @@ while [ $# -gt 0 ]; do
 done
 
 if [ -z "$python" ]; then
-  for candidate in python3.12 python3.11 python3; do
+  for candidate in python3.11 python3.12 python3; do  # the lock is made on 3.11
     if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
       python="$candidate"; break
     fi
@@ -44,14 +45,19 @@ mkdir -p "$prefix/bin"
 "$python" -m venv "$prefix/venv"
 pip=("$prefix/venv/bin/python" -m pip install --disable-pip-version-check -q)
 
+lock="$repo/requirements/server-py311.lock"
+torch_version=$(sed -n 's/^torch==\([^+ ]*\).*/\1/p' "$lock")
+constraints="$prefix/constraints.txt"
+grep -v '^torch==' "$lock" > "$constraints"  # torch is chosen per platform below, at the locked version
 if [ -n "${TORCH_SPEC:-}" ]; then
   "${pip[@]}" "$TORCH_SPEC"
 elif [ "$(uname -s)" = "Linux" ] && [ "$gpu" -eq 0 ]; then
-  "${pip[@]}" torch --index-url https://download.pytorch.org/whl/cpu
+  "${pip[@]}" "torch==$torch_version" --index-url https://download.pytorch.org/whl/cpu
 else
-  "${pip[@]}" torch
+  "${pip[@]}" "torch==$torch_version"
 fi
-"${pip[@]}" "$repo[server]"
+echo "==> rerank-kit and its locked dependencies"
+"${pip[@]}" -c "$constraints" "$repo[server]"
 
 env_file="$prefix/server.env"
 if [ ! -f "$env_file" ]; then

@@ -13,7 +13,7 @@ import pytest
 from benchmarks.flops import flops_per_pair
 from benchmarks.loadgen import run_load
 from benchmarks.models import ModelShape
-from benchmarks.report import percentile
+from benchmarks.report import Row, percentile, table, targets
 from benchmarks.workload import Request, make_passages, make_queries, make_requests
 
 MINILM_L6 = ModelShape(layers=6, hidden=384, intermediate=1536, heads=12)
@@ -34,6 +34,21 @@ def test_percentile_nearest_rank() -> None:
     assert percentile(values, 50) == 50.0
     assert percentile(values, 99) == 99.0
     assert percentile([3.0], 99) == 3.0
+
+
+def test_a_cell_with_failed_requests_reports_no_throughput() -> None:
+    def row(system: str, rate: float, errors: int = 0) -> Row:
+        return Row("m", system, 20, 32, 60, rate, 900.0, 1500.0, 700.0, 0.2, errors)
+
+    rows = [row("rerank-kit", 30.0, errors=3), row("infinity", 12.0), row("naive", 8.0)]
+    lines = table(rows).splitlines()
+    assert lines[2].startswith("| m | rerank-kit | 20 | 32 | 60 | 3 | - |"), lines[2]
+    assert lines[3].startswith("| m | infinity | 20 | 32 | 60 | 0 | 12.0 |"), lines[3]
+    verdicts = targets(rows, "m")
+    assert "rerank-kit vs Infinity (m, c=32 x 20 passages): no ratio (rerank-kit: 3 failed requests)" in verdicts
+    assert "x**" not in verdicts  # no ratio at all from a cell that dropped requests
+    assert rows[0].as_dict()["reported_pairs_per_s"] is None
+    assert targets([row("rerank-kit", 30.0), row("infinity", 12.0)], "m").count("**2.50x**") == 1
 
 
 def test_workload_passages_and_requests(tiny_model_dir: Path) -> None:

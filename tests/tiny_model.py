@@ -15,12 +15,12 @@ _WORD_TEXT = (
     "document passage score search retrieval vector keyword hybrid python server client token batch cat "
     "dog sat mat"
 )
-_WORDS = _WORD_TEXT.split()
+WORDS = _WORD_TEXT.split()
 
 
 def _vocab() -> list[str]:
     chars = list(string.ascii_lowercase + string.digits + string.punctuation)
-    return _SPECIAL + chars + [f"##{c}" for c in string.ascii_lowercase + string.digits] + _WORDS
+    return _SPECIAL + chars + [f"##{c}" for c in string.ascii_lowercase + string.digits] + WORDS
 
 
 def build_tiny_cross_encoder(path: Path, *, seed: int = 0, max_positions: int = 512) -> Path:
