@@ -1,36 +1,50 @@
 """The FastAPI app: one route per dialect, Bearer auth, typed JSON errors, /health /info /metrics.
 
 Bodies are parsed here (not by FastAPI's signature binding) so that every failure, from a wrong content
-type to a null field, gets the same `{"error", "error_type"}` body and the right status.
+type to a null field, gets the same `{"error", "error_type"}` body and the right status. One pure ASGI
+middleware sits around everything: it checks the key, counts every answer by status (499 for a client
+that went away), and turns an unexpected exception into one log record and a typed 500.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import orjson
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from local_server.batcher import Batcher, BatcherStoppedError, OverloadedError
 from local_server.dialects import documents_response, tei_response
-from local_server.engine import InputTooLongError, RerankEngine
+from local_server.engine import InputTooLongError, RerankEngine, TooMuchWorkError
 from local_server.metrics import Metrics
 from local_server.scoring import Scorer
 from local_server.settings import Settings
 from rerank_kit import __version__
-from rerank_kit.protocol import RerankRequest, ServerInfo, TEIRerankRequest
+from rerank_kit.protocol import (
+    ErrorBody,
+    ModelCard,
+    ModelList,
+    RerankRequest,
+    RerankResponse,
+    ServerInfo,
+    TEIRankedList,
+    TEIRerankRequest,
+)
 
 log = logging.getLogger("rerank_kit.app")
 Body = TypeVar("Body", bound=BaseModel)
+_T = TypeVar("_T")
 RETRY_AFTER_SECONDS = 1
 
 
@@ -64,18 +78,33 @@ def _describe(error: ValidationError | RequestValidationError) -> str:
     return "; ".join(dict.fromkeys(parts))
 
 
+class ClientGoneError(Exception):
+    """The client closed the connection before its answer was ready; its pending pairs were dropped."""
+
+
 async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
-    """The request body as a JSON object, or an ApiError (415, 413, 400, 422)."""
+    """The request body as a JSON object, or an ApiError (415, 413, 400, 422).
+
+    The body is read in chunks and reading stops once it passes `max_bytes`, so a chunked upload without
+    a Content-Length costs at most that much memory.
+    """
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if content_type and content_type != "application/json" and not content_type.endswith("+json"):
         raise ApiError(415, "UnsupportedMediaType",
                        f"content type {content_type!r} is not supported; send application/json")
+    too_large = ApiError(413, "PayloadTooLarge", f"request body over {max_bytes} bytes (RERANK_MAX_REQUEST_BYTES)",
+                         {"Connection": "close"})  # the unread rest of the body makes the connection unusable
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise ApiError(413, "PayloadTooLarge", f"request body over {max_bytes} bytes (RERANK_MAX_REQUEST_BYTES)")
-    raw = await request.body()
-    if len(raw) > max_bytes:
-        raise ApiError(413, "PayloadTooLarge", f"request body over {max_bytes} bytes (RERANK_MAX_REQUEST_BYTES)")
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -90,6 +119,111 @@ def validate(model: type[Body], data: dict[str, Any]) -> Body:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ApiError(422, "Validation", _describe(exc)) from None
+
+
+async def unless_disconnected(request: Request, work: Awaitable[_T]) -> _T:
+    """Await `work`, cancelling it when the client disconnects first (its queued pairs are then dropped).
+
+    The body has been read, so the only message `receive` can still bring is the disconnect.
+    """
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    raise ClientGoneError
+
+
+async def _disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+class GuardMiddleware:
+    """Key check, metrics by status, and the last line of defence against unexpected exceptions.
+
+    Pure ASGI rather than `@app.middleware("http")`: it must see a client disconnect as it happens and
+    must answer a failure itself (Starlette's `Exception` handlers re-raise after answering, so uvicorn
+    logs the traceback a second time and drops the keep-alive connection).
+    """
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, api_key: bytes | None, public: frozenset[str]) -> None:
+        self.app, self.metrics, self.api_key, self.public = app, metrics, api_key, public
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status: int | None = None
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if self.api_key is not None and scope["path"] not in self.public and not self._authorized(scope):
+                await error_response(401, "Unauthorized", "missing or wrong API key: send 'Authorization: Bearer "
+                                     "<key>' with the server's RERANK_API_KEY",
+                                     {"WWW-Authenticate": "Bearer"})(scope, receive, send_and_note)
+            else:
+                await self.app(scope, receive, send_and_note)
+        except ClientGoneError:
+            status = 499  # nginx's "client closed request": nobody is left to answer
+        except Exception as exc:
+            log.exception("unexpected error answering %s %s", scope["method"], scope["path"])
+            if status is None:
+                await error_response(500, "Backend", f"internal error: {type(exc).__name__}")(
+                    scope, receive, send_and_note)
+        finally:
+            self.metrics.observe(_route_label(scope), status or 499, time.perf_counter() - started)
+
+    def _authorized(self, scope: Scope) -> bool:
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        scheme, _, token = header.partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.api_key or b"")
+
+
+def _route_label(scope: Scope) -> str:
+    """The matched route's path; a refused request's path only when it names a route (bounded labels)."""
+    if route := scope.get("route"):
+        return getattr(route, "path", "unmatched")
+    known = {getattr(route, "path", None) for route in scope["app"].routes}
+    return scope["path"] if scope["path"] in known else "unmatched"
+
+
+# The OpenAPI document's answers (every error body is ErrorBody); schemathesis checks the server against it.
+_ERRORS = {
+    400: "the body is not JSON", 401: "RERANK_API_KEY is set and the Bearer key is missing or wrong",
+    413: "a request limit was passed (the message names the setting)",
+    415: "the body is not JSON by its content type", 422: "the body is invalid (the message names the field)",
+    500: "an unexpected failure (the server keeps serving)",
+    503: "overloaded (with Retry-After), shutting down, or the inference thread is not running",
+}
+_HEADERS = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
+    503: {"Retry-After": {"schema": {"type": "string"}, "description": "seconds, when overloaded"}},
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorBody, "description": _ERRORS[status], "headers": _HEADERS.get(status, {})}
+            for status in statuses}
+
+
+def _json_body(*schemas: str) -> dict[str, Any]:
+    refs = [{"$ref": f"#/components/schemas/{name}"} for name in schemas]
+    return {"application/json": {"schema": refs[0] if len(refs) == 1 else {"oneOf": refs}}}
+
+
+_RERANK_ERRORS = _errors(400, 401, 413, 415, 422, 500, 503)
+_META_ERRORS = _errors(401, 500)  # 401 only for a route left out of RERANK_PUBLIC_ROUTES
 
 
 def create_app(settings: Settings, engine: RerankEngine) -> FastAPI:
@@ -112,6 +246,9 @@ def create_app(settings: Settings, engine: RerankEngine) -> FastAPI:
     app = FastAPI(title="rerank-kit", version=__version__, lifespan=lifespan,
                   description="A local cross-encoder reranker speaking TEI, Cohere v1/v2, Jina and "
                               "OpenAI-compatible rerank dialects.")
+    app.state.drain = scorer.drain  # `rerank-kit serve` calls it on SIGTERM
+    app.add_middleware(GuardMiddleware, metrics=metrics, api_key=api_key,  # type: ignore[arg-type]
+                       public=frozenset(settings.public_routes))
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> Response:
@@ -124,101 +261,93 @@ def create_app(settings: Settings, engine: RerankEngine) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
         kind = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HttpError")
-        return error_response(exc.status_code, kind, str(exc.detail))
+        return error_response(exc.status_code, kind, str(exc.detail), exc.headers)  # 405 keeps its Allow
 
-    @app.middleware("http")
-    async def _observe(request: Request, call_next):
-        """Time and count every answer; an unexpected exception is logged once and answered as a typed 500.
+    def check_windows(max_chunks_per_doc: int, max_tokens_per_doc: int | None) -> None:
+        """Bound the windows a request may ask per document, and their smallest size."""
+        if max_chunks_per_doc > settings.max_chunks_per_doc:
+            raise ApiError(422, "Validation", f"max_chunks_per_doc: at most {settings.max_chunks_per_doc} "
+                                              "windows per document (RERANK_MAX_CHUNKS_PER_DOC)")
+        if max_chunks_per_doc > 1 and max_tokens_per_doc is not None and (
+                max_tokens_per_doc < settings.min_window_tokens):
+            raise ApiError(422, "Validation", f"max_tokens_per_doc: windows of at least {settings.min_window_tokens} "
+                                              "tokens when max_chunks_per_doc > 1 (RERANK_MIN_WINDOW_TOKENS)")
 
-        Caught here rather than by an `Exception` handler: Starlette re-raises after such a handler has
-        answered, so uvicorn would log the traceback a second time and drop the keep-alive connection.
-        """
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception as exc:
-            log.exception("unexpected error answering %s %s", request.method, request.url.path)
-            response = error_response(500, "Backend", f"internal error: {type(exc).__name__}")
-        route = request.scope.get("route")
-        metrics.observe(getattr(route, "path", "unmatched"), response.status_code, time.perf_counter() - started)
-        return response
-
-    def require_key(request: Request) -> None:
-        if api_key is None:
-            return
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), api_key):
-            raise ApiError(401, "Unauthorized",
-                           "missing or wrong API key: send 'Authorization: Bearer <key>' with the server's "
-                           "RERANK_API_KEY", {"WWW-Authenticate": "Bearer"})
-
-    async def score(query: str, documents: list[str], **options: Any):
+    async def score(request: Request, query: str, documents: list[str], **options: Any):
         if len(documents) > settings.max_docs:
             raise ApiError(413, "PayloadTooLarge",
                            f"{len(documents)} documents in one request; the limit is {settings.max_docs} "
                            "(RERANK_MAX_DOCS)")
         try:
-            scored = await scorer.score(query, documents, **options)
+            scored = await unless_disconnected(request, scorer.score(query, documents, **options))
         except InputTooLongError as exc:
             raise ApiError(422, "Validation", str(exc)) from None
+        except TooMuchWorkError as exc:
+            raise ApiError(413, "PayloadTooLarge", str(exc)) from None
         except OverloadedError as exc:
             raise ApiError(503, "Overloaded", f"server overloaded ({exc}); retry shortly",
                            {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
         except BatcherStoppedError as exc:
-            raise ApiError(503, "Unhealthy", str(exc)) from None
+            raise ApiError(503, "Unhealthy", str(exc), {"Connection": "close"}) from None
         metrics.count_scored(len(documents), scored.tokens)
         return scored
 
-    async def documents_reply(data: dict[str, Any], *, return_documents: bool) -> Response:
+    async def documents_reply(request: Request, data: dict[str, Any], *, return_documents: bool) -> Response:
         body = validate(RerankRequest, data)
-        scored = await score(body.query, body.texts(), raw_scores=body.raw_scores,
+        check_windows(body.max_chunks_per_doc or 1, body.max_tokens_per_doc)
+        scored = await score(request, body.query, body.texts(), raw_scores=body.raw_scores,
                              max_tokens_per_doc=body.max_tokens_per_doc,
                              max_chunks_per_doc=body.max_chunks_per_doc or 1)
         return json_response(documents_response(body, scored, model_id=model_id, return_documents=return_documents))
 
     async def documents_route(request: Request, *, return_documents: bool) -> Response:
-        return await documents_reply(await read_json(request, settings.max_request_bytes),
+        return await documents_reply(request, await read_json(request, settings.max_request_bytes),
                                      return_documents=return_documents)
 
-    auth = [Depends(require_key)]
-    documents_body = {"requestBody": {"content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/RerankRequest"}}}}}
-    either_body = {"requestBody": {"content": {"application/json": {"schema": {"oneOf": [
-        {"$ref": "#/components/schemas/RerankRequest"}, {"$ref": "#/components/schemas/TEIRerankRequest"}]}}}}}
+    documents_route_spec: dict[str, Any] = {
+        "tags": ["rerank"],
+        "openapi_extra": {"requestBody": {"required": True, "content": _json_body("RerankRequest")}},
+        "responses": {200: {"description": "ranked documents", "content": _json_body("RerankResponse")},
+                      **_RERANK_ERRORS}}
+    either_body = {"requestBody": {"required": True, "content": _json_body("RerankRequest", "TEIRerankRequest")}}
+    either_answer = {"description": "`documents` body: RerankResponse; `texts` body: TEI's list",
+                     "content": _json_body("RerankResponse", "TEIRankedList")}
 
-    @app.post("/rerank", dependencies=auth, openapi_extra=either_body, tags=["rerank"],
+    @app.post("/rerank", openapi_extra=either_body, tags=["rerank"], responses={200: either_answer, **_RERANK_ERRORS},
               summary="TEI (`texts`) or native / OpenAI-compatible (`documents`) rerank")
     async def rerank(request: Request) -> Response:
         data = await read_json(request, settings.max_request_bytes)
         if "texts" in data:
             body = validate(TEIRerankRequest, data)
-            scored = await score(body.query, body.texts, raw_scores=body.raw_scores,
+            scored = await score(request, body.query, body.texts, raw_scores=body.raw_scores,
                                  truncate=body.truncate is not False, direction=body.truncation_direction)
             return json_response(tei_response(body, scored))
         if "documents" not in data:
             raise ApiError(422, "Validation", "body needs `documents` (Cohere, Jina, OpenAI-compatible) "
                                               "or `texts` (Hugging Face TEI)")
-        return await documents_reply(data, return_documents=False)
+        return await documents_reply(request, data, return_documents=False)
 
-    @app.post("/v1/rerank", dependencies=auth, openapi_extra=documents_body, tags=["rerank"],
+    @app.post("/v1/rerank", **documents_route_spec,
               summary="Cohere v1 / Jina / Xinference / GPUStack / vLLM rerank")
     async def rerank_v1(request: Request) -> Response:
         return await documents_route(request, return_documents=True)
 
-    @app.post("/api/v1/rerank", dependencies=auth, openapi_extra=documents_body, tags=["rerank"],
+    @app.post("/api/v1/rerank", **documents_route_spec,
               summary="Jina rerank (alias of /v1/rerank)")
     async def rerank_jina(request: Request) -> Response:
         return await documents_route(request, return_documents=True)
 
-    @app.post("/v2/rerank", dependencies=auth, openapi_extra=documents_body, tags=["rerank"],
+    @app.post("/v2/rerank", **documents_route_spec,
               summary="Cohere v2 rerank")
     async def rerank_v2(request: Request) -> Response:
         return await documents_route(request, return_documents=False)
 
-    @app.get("/health", tags=["meta"])
+    @app.get("/health", tags=["meta"], response_class=Response,
+             responses={200: {"description": "ready (empty body)"}, **_META_ERRORS, **_errors(503)})
     async def health() -> Response:
-        if not batcher.alive:
-            return error_response(503, "Unhealthy", "the inference thread is not running")
+        if scorer.draining or not batcher.alive:
+            return error_response(503, "Unhealthy", "the server is shutting down" if scorer.draining
+                                  else "the inference thread is not running")
         return Response(status_code=200)
 
     info = ServerInfo(
@@ -230,30 +359,35 @@ def create_app(settings: Settings, engine: RerankEngine) -> FastAPI:
         query_max_length=settings.effective_query_max_length, device=engine.device, score_transform="sigmoid",
     )
 
-    @app.get("/info", tags=["meta"])
+    @app.get("/info", tags=["meta"], responses={200: {"description": "TEI's /info, and rerank-kit's limits",
+                                                      "content": _json_body("ServerInfo")}, **_META_ERRORS})
     async def get_info() -> Response:
         return json_response(info)
 
-    models = {"object": "list", "data": [{"id": model_id, "object": "model", "created": int(time.time()),
-                                           "owned_by": "rerank-kit", "type": "rerank",
-                                           "max_input_length": settings.max_length}]}
+    models = ModelList(data=[ModelCard(id=model_id, created=int(time.time()), type="rerank",
+                                       max_input_length=settings.max_length)])
 
-    @app.get("/v1/models", tags=["meta"])
+    @app.get("/v1/models", tags=["meta"], responses={200: {"description": "the served model (OpenAI's list)",
+                                                           "content": _json_body("ModelList")}, **_META_ERRORS})
     @app.get("/models", tags=["meta"], include_in_schema=False)
     async def list_models() -> Response:
         return json_response(models)
 
-    @app.get("/metrics", tags=["meta"])
+    @app.get("/metrics", tags=["meta"], response_class=Response,
+             responses={200: {"description": "Prometheus text format",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}, **_META_ERRORS})
     async def get_metrics() -> Response:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    _publish_schemas(app, RerankRequest, TEIRerankRequest)
+    _publish_schemas(app, settings, RerankRequest, TEIRerankRequest, RerankResponse, TEIRankedList, ServerInfo,
+                     ModelList)
     return app
 
 
-def _publish_schemas(app: FastAPI, *models: type[BaseModel]) -> None:
-    """Put the hand-parsed body models into the OpenAPI document that /docs shows."""
+def _publish_schemas(app: FastAPI, settings: Settings, *models: type[BaseModel]) -> None:
+    """Put the hand-parsed body models into the OpenAPI document that /docs shows, with this server's
+    limits (documents per request, windows per document) as schema bounds."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -265,6 +399,12 @@ def _publish_schemas(app: FastAPI, *models: type[BaseModel]) -> None:
             spec = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(spec.pop("$defs", {}))
             components[model.__name__] = spec
+        documents = components["RerankRequest"]["properties"]
+        documents["documents"]["maxItems"] = settings.max_docs
+        components["TEIRerankRequest"]["properties"]["texts"]["maxItems"] = settings.max_docs
+        chunks = next(s for s in documents["max_chunks_per_doc"]["anyOf"] if s.get("type") == "integer")
+        chunks["maximum"] = settings.max_chunks_per_doc
+        app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

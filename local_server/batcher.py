@@ -1,9 +1,13 @@
-"""Cross-request dynamic batching: one inference thread, token-budget batches, length sorting.
+"""Cross-request dynamic batching: one inference thread, token-budget batches, length sorting, fair slices.
 
-Requests put their encoded pairs on a bounded queue and await a future. The inference thread takes
-every waiting request (FIFO, up to a round's token budget), sorts all their pairs by length, cuts them
-into batches whose padded size fits `max_batch_tokens` (and `max_batch_size` pairs), runs them, and
-resolves each request as soon as its last pair is scored. The event loop never runs model code.
+Requests put their encoded pairs on a bounded queue and await a future. The inference thread runs in
+rounds: each round takes waiting requests in turn, a request at most a quarter of the round before it
+goes to the back of the line (so one huge request cannot make small ones wait for all of it), sorts the
+round's pairs by length, cuts them into batches whose padded
+size fits `max_batch_tokens` (and `max_batch_size` pairs), runs them, and resolves each request as soon
+as its last pair is scored. A request whose client went away is dropped before its next pairs run. A
+batch that fails fails only its own requests; one that runs out of memory is retried in halves (as
+RAGFlow's own reranker does). The event loop never runs model code.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ log = logging.getLogger("rerank_kit.batcher")
 # whole round, and a request arriving meanwhile wait for all of it.
 _ROUND_BATCHES = 4
 _MIN_ROUND_TOKENS = 32768
+# A request takes at most this share of a round (1/_SLICES), then waits behind the others for its next
+# slice: a small request never waits for all of a large one, and equal requests still finish in arrival
+# order (sharing every round among all of them would finish a burst all at once, all of it late).
+_SLICES = 4
 
 
 class OverloadedError(RuntimeError):
@@ -34,7 +42,7 @@ class OverloadedError(RuntimeError):
 
 
 class BatcherStoppedError(RuntimeError):
-    """The inference thread is not running."""
+    """The inference thread is not running, or the server is shutting down."""
 
 
 @dataclass
@@ -46,6 +54,9 @@ class BatchStats:
     padded_tokens: int = 0
     real_tokens: int = 0
     busy_seconds: float = 0.0
+    abandoned_pairs: int = 0
+    failed_batches: int = 0
+    oom_splits: int = 0
 
 
 @dataclass(eq=False)
@@ -55,14 +66,38 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     logits: np.ndarray = field(init=False)
     remaining: int = field(init=False)
-    tokens: int = field(init=False)
+    taken: int = 0  # pairs handed to rounds so far (they are taken in order)
+    finished: bool = False  # resolved, failed or abandoned: its other pairs must not run
 
     def __post_init__(self) -> None:
         self.logits = np.empty(len(self.pairs), dtype=np.float32)
         self.remaining = len(self.pairs)
-        self.tokens = sum(len(p) for p in self.pairs)
+        # Set on the event loop when the future is cancelled (the client went away); read by the thread.
+        self.future.add_done_callback(self._on_done)
+
+    def _on_done(self, _: asyncio.Future) -> None:
+        self.finished = True
+
+    @property
+    def untaken(self) -> int:
+        return len(self.pairs) - self.taken
+
+    def take(self, max_tokens: int) -> list[int]:
+        """The next pairs up to `max_tokens` tokens (at least one): this job's slice of a round."""
+        picked: list[int] = []
+        tokens = 0
+        while self.taken < len(self.pairs):
+            width = len(self.pairs[self.taken])
+            if picked and tokens + width > max_tokens:
+                break
+            picked.append(self.taken)
+            tokens += width
+            self.taken += 1
+        return picked
 
     def resolve(self, outcome: np.ndarray | BaseException) -> None:
+        self.finished = True
+
         def deliver() -> None:
             if self.future.done():  # the client went away
                 return
@@ -91,7 +126,7 @@ def plan_batches(lengths: Sequence[int], max_tokens: int, max_size: int) -> list
 
 
 class Batcher:
-    """Owns the inference thread; `await score(pairs)` returns raw logits in the order of `pairs`."""
+    """Owns the inference thread; `await logits(pairs)` returns raw logits in the order of `pairs`."""
 
     def __init__(self, run_batch: Callable[[Sequence[EncodedPair]], np.ndarray], *, max_batch_tokens: int,
                  max_batch_size: int, max_wait_ms: float, max_queue_pairs: int) -> None:
@@ -100,9 +135,11 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self._max_wait = max_wait_ms / 1000
         self.max_queue_pairs = max_queue_pairs
-        self._jobs: deque[_Job] = deque()
+        self._jobs: deque[_Job] = deque()  # jobs with pairs not yet taken, in turn order
+        self._in_round: set[_Job] = set()  # jobs with pairs in the round now running
         self._queued_pairs = 0
         self._cond = threading.Condition()
+        self._closed = False  # shutting down: no new work
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="rerank-inference", daemon=True)
         self.stats = BatchStats()
@@ -113,10 +150,18 @@ class Batcher:
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive() and not self._stopping
+        return self._thread.is_alive() and not self._stopping and not self._closed
 
     def start(self) -> None:
         self._thread.start()
+
+    def close(self, reason: str) -> None:
+        """Fail every queued and running request with `reason` (the routes answer 503) and take no more."""
+        with self._cond:
+            self._closed = True
+            for job in self._in_round:
+                job.resolve(BatcherStoppedError(reason))
+            self._fail_waiting(reason)
 
     def stop(self) -> None:
         with self._cond:
@@ -124,80 +169,120 @@ class Batcher:
             self._cond.notify_all()
         self._thread.join(timeout=30)
 
-    async def score(self, pairs: Sequence[EncodedPair]) -> np.ndarray:
+    def check_room(self, pairs: int) -> None:
+        """Refuse early (before tokenising) work that cannot fit the queue now; `logits` checks again."""
+        if self._queued_pairs + pairs > self.max_queue_pairs:
+            raise OverloadedError(f"{self._queued_pairs} pairs are already waiting")
+
+    async def logits(self, pairs: Sequence[EncodedPair]) -> np.ndarray:
         if not pairs:
             return np.empty(0, dtype=np.float32)
         if not self.alive:
-            raise BatcherStoppedError("the inference thread is not running")
+            raise BatcherStoppedError("the server is shutting down" if self._closed
+                                      else "the inference thread is not running")
         loop = asyncio.get_running_loop()
         job = _Job(pairs, loop.create_future(), loop)
         with self._cond:
-            if self._queued_pairs and self._queued_pairs + len(pairs) > self.max_queue_pairs:
+            if self._queued_pairs + len(pairs) > self.max_queue_pairs:
                 raise OverloadedError(f"{self._queued_pairs} pairs are already waiting")
             self._jobs.append(job)
             self._queued_pairs += len(pairs)
-            self._cond.notify()
+            self._cond.notify_all()
         return await job.future
 
     # -- the inference thread ----------------------------------------------------------------------
 
     def _loop(self) -> None:
         while True:
-            round_jobs = self._next_round()
-            if round_jobs is None:
+            taken = self._next_round()
+            if taken is None:
                 return
-            try:
-                self._run_round(round_jobs)
-            except Exception as exc:  # a backend failure fails this round's requests, not the server
-                log.exception("inference failed")
-                for job in round_jobs:
-                    if job.remaining:
-                        job.resolve(exc)
+            self._run_round(taken)
+            with self._cond:
+                self._in_round = set()
 
-    def _next_round(self) -> list[_Job] | None:
-        """Wait for work; give a lone small request `max_wait_ms` to gain company; take FIFO jobs."""
+    def _next_round(self) -> list[tuple[_Job, int]] | None:
+        """Wait for work; give a lone small request `max_wait_ms` to gain company; fill the round from the
+        front of the line, each job at most a slice, rotating jobs that have pairs left to the back."""
         budget = max(self.max_batch_tokens * _ROUND_BATCHES, _MIN_ROUND_TOKENS)
         with self._cond:
             while not self._jobs and not self._stopping:
                 self._cond.wait()
             if self._stopping:
-                self._fail_waiting()
+                self._fail_waiting("the server is shutting down")
                 return None
             deadline = time.monotonic() + self._max_wait
-            while sum(j.tokens for j in self._jobs) < self.max_batch_tokens and not self._stopping:
+            while self._waiting_tokens() < self.max_batch_tokens and not self._stopping:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(left)
-            jobs: list[_Job] = []
+            self._drop_abandoned()
+            taken: list[tuple[_Job, int]] = []
             tokens = 0
-            while self._jobs and (not jobs or tokens + self._jobs[0].tokens <= budget):
+            rotated: list[_Job] = []
+            while self._jobs and tokens < budget:
                 job = self._jobs.popleft()
-                self._queued_pairs -= len(job.pairs)
-                if job.future.done():  # cancelled while queued
-                    continue
-                jobs.append(job)
-                tokens += job.tokens
-            return jobs
+                picked = job.take(min(budget // _SLICES, budget - tokens))
+                taken += [(job, i) for i in picked]
+                tokens += sum(len(job.pairs[i]) for i in picked)
+                self._queued_pairs -= len(picked)
+                if job.untaken:
+                    rotated.append(job)  # its next slice waits behind everyone else's
+            self._jobs.extend(rotated)
+            self._in_round = {job for job, _ in taken}
+            return taken
 
-    def _fail_waiting(self) -> None:
+    def _waiting_tokens(self) -> int:
+        return sum(len(job.pairs[i]) for job in self._jobs for i in range(job.taken, len(job.pairs)))
+
+    def _drop_abandoned(self) -> None:
+        for job in [j for j in self._jobs if j.finished]:
+            self._jobs.remove(job)
+            self._queued_pairs -= job.untaken
+            self.stats.abandoned_pairs += job.untaken
+
+    def _fail_waiting(self, reason: str) -> None:
         while self._jobs:
-            self._jobs.popleft().resolve(BatcherStoppedError("the server is shutting down"))
+            self._jobs.popleft().resolve(BatcherStoppedError(reason))
         self._queued_pairs = 0
 
-    def _run_round(self, jobs: list[_Job]) -> None:
-        owners = [(job, i) for job in jobs for i in range(len(job.pairs))]
-        pairs = [job.pairs[i] for job, i in owners]
+    def _run_round(self, taken: list[tuple[_Job, int]]) -> None:
+        pairs = [job.pairs[i] for job, i in taken]
         for batch in plan_batches([len(p) for p in pairs], self.max_batch_tokens, self.max_batch_size):
-            started = time.perf_counter()
+            live = [index for index in batch if not taken[index][0].finished]
+            self.stats.abandoned_pairs += len(batch) - len(live)
+            if live:
+                self._run_isolated(live, taken, pairs)
+
+    def _run_isolated(self, batch: list[int], taken: list[tuple[_Job, int]], pairs: list[EncodedPair]) -> None:
+        """Run one batch; out of memory, retry it in halves; any other failure fails only its requests."""
+        started = time.perf_counter()
+        try:
             logits = self._run_batch([pairs[i] for i in batch])
-            self._count(batch, pairs, time.perf_counter() - started)
-            for index, logit in zip(batch, logits, strict=True):
-                job, position = owners[index]
-                job.logits[position] = logit
-                job.remaining -= 1
-                if job.remaining == 0:
-                    job.resolve(job.logits)
+        except Exception as exc:
+            if _is_out_of_memory(exc) and len(batch) > 1:
+                self.stats.oom_splits += 1
+                log.warning("out of memory on a batch of %d pairs; retrying it in halves", len(batch))
+                half = len(batch) // 2
+                self._run_isolated(batch[:half], taken, pairs)
+                self._run_isolated(batch[half:], taken, pairs)
+                return
+            log.exception("inference failed on a batch of %d pairs", len(batch))
+            self.stats.failed_batches += 1
+            for job in {taken[i][0] for i in batch}:
+                if not job.finished:
+                    job.resolve(exc)
+            return
+        self._count(batch, pairs, time.perf_counter() - started)
+        for index, logit in zip(batch, logits, strict=True):
+            job, position = taken[index]
+            if job.finished:
+                continue
+            job.logits[position] = logit
+            job.remaining -= 1
+            if job.remaining == 0:
+                job.resolve(job.logits)
 
     def _count(self, batch: list[int], pairs: list[EncodedPair], seconds: float) -> None:
         lengths = [len(pairs[i]) for i in batch]
@@ -206,3 +291,10 @@ class Batcher:
         self.stats.real_tokens += sum(lengths)
         self.stats.padded_tokens += max(lengths) * len(batch)
         self.stats.busy_seconds += seconds
+
+
+def _is_out_of_memory(exc: Exception) -> bool:
+    """torch's OutOfMemoryError (CUDA, MPS), a CPU allocation failure, or ONNX Runtime's."""
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or (
+        "out of memory" in text or "failed to allocate" in text)

@@ -44,6 +44,10 @@ class InputTooLongError(ValueError):
     """A pair exceeds max_length and the request asked not to truncate."""
 
 
+class TooMuchWorkError(ValueError):
+    """A request would create more pairs than RERANK_MAX_PAIRS_PER_REQUEST (HTTP 413)."""
+
+
 class Backend(Protocol):
     def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """int64 [B, T] arrays (input_ids, attention_mask, token_type_ids?) -> float32 [B] raw logits."""
@@ -118,6 +122,7 @@ class RerankEngine:
         self.batch_tokens = settings.max_batch_tokens or (
             CPU_BATCH_TOKENS if device == "cpu" else ACCELERATOR_BATCH_TOKENS)
         self.query_max_length = settings.effective_query_max_length
+        self.max_pairs = settings.effective_max_pairs_per_request
         self._pad_id = tokenizer.pad_token_id or 0
         self._special_tokens = tokenizer.num_special_tokens_to_add(pair=True)
         self._with_token_types = "token_type_ids" in tokenizer.model_input_names
@@ -193,8 +198,10 @@ class RerankEngine:
         """
         from FlagEmbedding.utils.tokenizer_compat import prepare_for_model_compat
 
+        if len(documents) * max_chunks_per_doc > self.max_pairs:  # refuse before any tokenising
+            raise TooMuchWorkError(self._too_much(len(documents) * max_chunks_per_doc))
         tok = self.tokenizer
-        q_ids = tok(query, add_special_tokens=False, max_length=self.query_max_length, truncation=True)["input_ids"]
+        q_ids = self._tokenize_capped(query, self.query_max_length)
         budget = max(1, self.max_length - len(q_ids) - self._special_tokens)
         doc_budget = min(budget, max_tokens_per_doc or budget)
         whole = direction == "left" or max_chunks_per_doc > 1 or not truncate
@@ -213,6 +220,21 @@ class RerankEngine:
                 types = item.get("token_type_ids") if self._with_token_types else None
                 pairs.append(EncodedPair(doc, list(item["input_ids"]), list(types) if types else None))
         return pairs
+
+    def _too_much(self, pairs: int) -> str:
+        return (f"this request would score {pairs} (query, document window) pairs; the limit is {self.max_pairs} "
+                "(RERANK_MAX_PAIRS_PER_REQUEST, at most RERANK_MAX_QUEUE_PAIRS): send fewer documents or fewer "
+                "windows per document")
+
+    def _tokenize_capped(self, text: str, max_tokens: int) -> list[int]:
+        """The first `max_tokens` token ids of `text`, without tokenising all of a huge text."""
+        tokenizer = self.tokenizer
+        cap = max_tokens * _MAX_CHARS_PER_TOKEN
+        kwargs = {"add_special_tokens": False, "max_length": max_tokens, "truncation": True}
+        ids = tokenizer(text[:cap], **kwargs)["input_ids"]
+        if len(text) > cap and len(ids) < max_tokens:  # the cut removed tokens that would be kept: redo exactly
+            ids = tokenizer(text, **kwargs)["input_ids"]
+        return ids
 
     def _tokenize_documents(self, documents: Sequence[str], needed: int, *, from_end: bool,
                             exact: bool) -> list[list[int]]:

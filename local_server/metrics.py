@@ -28,6 +28,12 @@ class _BatcherCollector(Collector):
                                   value=stats.padded_tokens)
         yield CounterMetricFamily("rerank_inference_seconds", "Seconds spent in forward passes.",
                                   value=stats.busy_seconds)
+        yield CounterMetricFamily("rerank_abandoned_pairs", "Pairs dropped because their client went away.",
+                                  value=stats.abandoned_pairs)
+        yield CounterMetricFamily("rerank_failed_batches", "Forward passes that raised (their requests got 500).",
+                                  value=stats.failed_batches)
+        yield CounterMetricFamily("rerank_oom_splits", "Batches retried in halves after running out of memory.",
+                                  value=stats.oom_splits)
 
 
 class Metrics:
@@ -35,7 +41,8 @@ class Metrics:
 
     def __init__(self, batcher: Batcher) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("rerank_requests", "HTTP requests by route and status.", ["route", "status"],
+        self.requests = Counter("rerank_requests", "HTTP requests by route and status (499: the client went away).",
+                                ["route", "status"],
                                 registry=self.registry)
         self.latency = Histogram("rerank_request_seconds", "HTTP request latency by route.", ["route"],
                                  registry=self.registry,

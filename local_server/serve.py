@@ -12,7 +12,7 @@ from local_server.settings import Settings
 # so they never show in a process list.
 _FLAGS: dict[str, tuple[type, str]] = {
     "model": (str, "hub id or local folder of the cross-encoder (RERANK_MODEL)"),
-    "host": (str, "bind address (RERANK_HOST, default 0.0.0.0)"),
+    "host": (str, "bind address (RERANK_HOST, default 0.0.0.0 so that Dify/RAGFlow in Docker reach it)"),
     "port": (int, "port (RERANK_PORT, default 8086)"),
     "device": (str, "auto | cpu | cuda | cuda:N | mps (RERANK_DEVICE)"),
     "max_length": (int, "max tokens per (query, document) pair (RERANK_MAX_LENGTH, default 512)"),
@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     from local_server.app import create_app
     from local_server.engine import ModelLoadError, RerankEngine
+    from local_server.lifecycle import DrainingServer, redact_credentials
 
     try:
         engine = RerankEngine.load(settings)
@@ -47,6 +48,27 @@ def run(args: argparse.Namespace) -> int:
     log.info("serving %s on http://%s:%d (device %s, %s, %s backend, API key %s)", settings.model_id,
              settings.host, settings.port, engine.device, engine.dtype, settings.backend,
              "required" if settings.api_key else "not required")
-    uvicorn.run(create_app(settings, engine), host=settings.host, port=settings.port,
-                log_level=settings.log_level.lower(), timeout_graceful_shutdown=5)
+    if not settings.api_key and not _is_loopback(settings.host):
+        log.warning("listening on %s without an API key: anyone who can reach this machine can use the reranker. "
+                    "Set RERANK_API_KEY, or RERANK_HOST=127.0.0.1 when Dify/RAGFlow do not run in Docker "
+                    "(docs/server.md, Exposure)", settings.host)
+    app = create_app(settings, engine)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+                            timeout_graceful_shutdown=settings.drain_seconds + _ANSWER_SECONDS)
+    redact_credentials()  # after uvicorn configured its loggers
+    server = DrainingServer(config, drain=lambda: app.state.drain(settings.drain_seconds))
+    server.run()
     return 0
+
+
+# After the drain deadline, the time left for the 503s to be written before uvicorn cancels what remains.
+_ANSWER_SECONDS = 5.0
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rerank_kit import DEFAULT_PORT
 
@@ -28,6 +28,17 @@ class Settings(BaseSettings):
     max_docs: int = Field(1000, ge=1, description="Max documents per request (413 above).")
     max_queue_pairs: int = Field(20000, ge=1, description="Pairs waiting before new requests get 503.")
     max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Max request body (413 above).")
+    max_pairs_per_request: int = Field(
+        4096, ge=1, description="Max (query, document window) pairs one request may create (413 above; "
+                                "never more than max_queue_pairs).")
+    max_chunks_per_doc: int = Field(32, ge=1, description="Max windows a request may ask per document (422 above).")
+    min_window_tokens: int = Field(
+        16, ge=1, description="Smallest document window when a request asks for several windows (422 below).")
+    drain_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM: time to finish in-flight requests; the rest get 503, then exit 0.")
+    public_routes: Annotated[list[str], NoDecode] = Field(
+        ["/health", "/info", "/v1/models", "/models"],
+        description="Routes that need no API key when one is set (e.g. add /metrics for an open Prometheus scrape).")
     backend: Literal["torch", "onnx"] = Field("torch", description="torch, or onnx (opt-in fast CPU path).")
     onnx_quantize: Literal["none", "int8"] = Field("none", description="onnx backend: int8 dynamic quantisation.")
     threads: int | None = Field(None, ge=1, description="Intra-op threads for inference (default: all cores).")
@@ -43,6 +54,19 @@ class Settings(BaseSettings):
     def _empty_key_is_none(cls, value: object) -> object:
         """`RERANK_API_KEY=` (as docker compose passes an unset variable) means no key."""
         return value or None
+
+    @field_validator("public_routes", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """`RERANK_PUBLIC_ROUTES=/health,/metrics` (empty: every route needs the key)."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def effective_max_pairs_per_request(self) -> int:
+        """A request larger than the whole queue could never be queued: the smaller limit applies."""
+        return min(self.max_pairs_per_request, self.max_queue_pairs)
 
     @property
     def effective_query_max_length(self) -> int:

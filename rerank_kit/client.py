@@ -56,6 +56,11 @@ _LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0", "::1"}
 _ROUTE_SUFFIXES = ("/api/v1/rerank", "/v1/rerank", "/v2/rerank", "/rerank", "/v1", "/v2")
 _SCHEMES = re.compile(r"^(?:(https?)://)+", re.IGNORECASE)
 _NOT_RETRIED_5XX = {501, 505}
+# The connection failed or broke before an answer arrived: a rerank is idempotent, so sending it again is
+# safe (a keep-alive connection the server closed, a server restart). Timeouts are not: the server is
+# slow, and a second copy of the work would only add to its queue.
+_RETRIED_TRANSPORT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadError, httpx.WriteError,
+                             httpx.RemoteProtocolError)
 _MAX_DETAIL = 200
 
 
@@ -292,7 +297,7 @@ class _ClientCore:
             return None
 
     def _send(self, call: _Call, *, retry_statuses: bool = True) -> _Flow[httpx.Response]:
-        """Send `call`, retrying connect errors, 429 and 5xx with backoff; never 4xx or read timeouts."""
+        """Send `call`, retrying broken connections, 429 and 5xx with backoff; never 4xx or read timeouts."""
         attempt = 0
         while True:
             outcome = yield call
@@ -306,8 +311,7 @@ class _ClientCore:
                     return outcome
                 wait = max(asked or 0.0, self._backoff_delay(attempt))
             else:
-                connect_failed = isinstance(outcome, httpx.ConnectError | httpx.ConnectTimeout)
-                if not connect_failed or attempt >= self.max_retries:
+                if not isinstance(outcome, _RETRIED_TRANSPORT_ERRORS) or attempt >= self.max_retries:
                     raise self._transport_error(call, outcome) from outcome
                 wait = self._backoff_delay(attempt)
             yield _Sleep(wait)
@@ -326,7 +330,11 @@ class _ClientCore:
                 f"no complete answer within {self.timeout:g}s", url=str(url),
                 hint="the reranker is slow for this input: raise the timeout, send fewer or shorter documents, "
                      "or use a smaller model on CPU")
-        return ConnectionFailedError(f"cannot connect: {reason}", url=str(url), hint=_connection_hint(url, reason))
+        if isinstance(exc, httpx.ConnectError):
+            return ConnectionFailedError(f"cannot connect: {reason}", url=str(url), hint=_connection_hint(url, reason))
+        return ConnectionFailedError(
+            f"the connection broke before an answer: {reason}", url=str(url),
+            hint="the rerank server closed the connection or restarted: check its log, then retry")
 
     def _status_error(self, response: httpx.Response) -> RerankError:
         status, url = response.status_code, str(response.request.url)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, RootModel, StrictStr, field_validator
 
 
 class _Wire(BaseModel):
@@ -38,11 +38,15 @@ def document_text(document: str | DocumentObject) -> str:
     return document if isinstance(document, str) else document.text
 
 
+# The non-blank rule, for the OpenAPI document; `_non_blank` enforces it with a clearer message.
+_NON_BLANK = {"pattern": r"\S", "description": "Must contain a non-whitespace character."}
+
+
 class RerankRequest(_Wire):
     """A `documents` body: native, Cohere v1/v2, Jina, Xinference, GPUStack, OpenAI-compatible."""
 
     model: str | None = None
-    query: StrictStr
+    query: StrictStr = Field(json_schema_extra=_NON_BLANK)
     documents: list[DocumentIn] = Field(min_length=1)
     top_n: int | None = Field(default=None, description="Keep the best n; unset, 0 or negative keeps all.")
     return_documents: bool | None = Field(default=None, description="Echo each document's text.")
@@ -67,7 +71,7 @@ def _lower(value: Any) -> Any:
 class TEIRerankRequest(_Wire):
     """Hugging Face text-embeddings-inference `POST /rerank` body."""
 
-    query: StrictStr
+    query: StrictStr = Field(json_schema_extra=_NON_BLANK)
     texts: list[StrictStr] = Field(min_length=1)
     truncate: bool | None = Field(default=None, description="null or true: cut to max length; false: 422.")
     truncation_direction: Annotated[Literal["right", "left"], BeforeValidator(_lower)] = "right"
@@ -134,6 +138,26 @@ class TEIRankedText(_Wire):
     index: int
     score: float
     text: str | None = None
+
+
+class TEIRankedList(RootModel[list[TEIRankedText]]):
+    """TEI's `/rerank` answer: a bare list."""
+
+
+class ModelCard(_Wire):
+    """One entry of `GET /v1/models` (OpenAI's shape, plus what Xinference and Infinity clients read)."""
+
+    id: str
+    object: str = "model"
+    created: int = 0
+    owned_by: str = "rerank-kit"
+    type: str | None = None
+    max_input_length: int | None = None
+
+
+class ModelList(_Wire):
+    object: str = "list"
+    data: list[ModelCard]
 
 
 class ErrorBody(_Wire):

@@ -7,8 +7,10 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -20,40 +22,61 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class ServerProcess:
+    """A started server: its base URL and its process, for tests that watch it (memory, signals, exit code)."""
+
+    base_url: str
+    process: subprocess.Popen
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
 @contextlib.contextmanager
 def running_server(model_dir: Path, *, startup_timeout: float = 90.0, log_file: Path | None = None,
                    **settings: str) -> Iterator[str]:
     """Start the server with RERANK_<KEY>=value settings; yield its base URL; stop it afterwards.
 
-    The server's output goes to `log_file` when given (read it after the block), else to a pipe.
+    The server's output goes to `log_file` when given (read it after the block), else to a temporary file
+    (never a pipe nobody reads, which a busy server could fill and block on).
     """
-    port = free_port()
+    with running_server_process(model_dir, startup_timeout=startup_timeout, log_file=log_file,
+                                **settings) as server:
+        yield server.base_url
+
+
+@contextlib.contextmanager
+def running_server_process(model_dir: Path, *, startup_timeout: float = 90.0, log_file: Path | None = None,
+                           port: int | None = None, **settings: str) -> Iterator[ServerProcess]:
+    """`running_server`, yielding the process along with the base URL; `port` to restart on the same one."""
+    port = port or free_port()
     env = {**os.environ, "RERANK_MODEL": str(model_dir), "RERANK_OFFLINE": "1", "RERANK_HOST": "127.0.0.1",
            "RERANK_PORT": str(port), "RERANK_LOG_LEVEL": "warning"}
     env.update({f"RERANK_{key.upper()}": value for key, value in settings.items()})
-    output = log_file.open("w") if log_file else subprocess.PIPE
-    proc = subprocess.Popen([sys.executable, "-m", "rerank_kit.cli", "serve"], env=env,
-                            stdout=output, stderr=subprocess.STDOUT, text=True)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            if proc.poll() is not None:
-                logs = log_file.read_text() if log_file else proc.stdout.read()
-                raise RuntimeError(f"server exited with {proc.returncode}:\n{logs}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base_url}/health", timeout=1.0).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not become healthy in time")
-            time.sleep(0.2)
-        yield base_url
-    finally:
-        proc.terminate()
+    with log_file.open("w+") if log_file else tempfile.TemporaryFile("w+") as output:
+        proc = subprocess.Popen([sys.executable, "-m", "rerank_kit.cli", "serve"], env=env,
+                                stdout=output, stderr=subprocess.STDOUT, text=True)
+        base_url = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if log_file:
-            output.close()
+            deadline = time.monotonic() + startup_timeout
+            while True:
+                if proc.poll() is not None:
+                    output.seek(0)
+                    raise RuntimeError(f"server exited with {proc.returncode}:\n{output.read()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{base_url}/health", timeout=1.0).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("server did not become healthy in time")
+                time.sleep(0.2)
+            yield ServerProcess(base_url, proc)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

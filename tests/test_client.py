@@ -387,6 +387,35 @@ def test_429_beyond_max_retry_wait_is_raised_at_once(mock: respx.MockRouter) -> 
     assert caught.value.status == 429 and "retry later" in caught.value.hint
 
 
+@pytest.mark.parametrize("broken", [httpx.ReadError("[Errno 104] Connection reset by peer"),
+                                    httpx.RemoteProtocolError("Server disconnected without sending a response."),
+                                    httpx.WriteError("[Errno 32] Broken pipe")])
+def test_a_connection_broken_before_the_answer_is_retried(mock: respx.MockRouter, broken: Exception) -> None:
+    mock.get("/info").respond(json=KIT_INFO)
+    route = mock.post("/rerank")
+    route.side_effect = [broken, httpx.Response(200, json={"results": [{"index": 0, "relevance_score": 0.5}]})]
+    sleep = FakeSleep()
+    response = RerankClient(BASE, sleep=sleep, jitter=lambda: 0.0).rerank("q", ["a"])
+    assert route.call_count == 2 and response.results[0].relevance_score == 0.5
+
+
+def test_a_connection_that_keeps_breaking_is_a_connection_error_with_a_hint(mock: respx.MockRouter) -> None:
+    mock.get("/info").respond(json=KIT_INFO)
+    route = mock.post("/rerank").mock(side_effect=httpx.ReadError("[Errno 104] Connection reset by peer"))
+    with pytest.raises(ConnectionFailedError) as caught:
+        RerankClient(BASE, max_retries=2, sleep=FakeSleep()).rerank("q", ["a"])
+    assert route.call_count == 3
+    assert "broke before an answer" in str(caught.value) and "restarted" in caught.value.hint
+
+
+def test_a_read_timeout_is_not_retried(mock: respx.MockRouter) -> None:
+    mock.get("/info").respond(json=KIT_INFO)
+    route = mock.post("/rerank").mock(side_effect=httpx.ReadTimeout("timed out"))
+    with pytest.raises(RerankTimeoutError):
+        RerankClient(BASE, max_retries=3, sleep=FakeSleep()).rerank("q", ["a"])
+    assert route.call_count == 1
+
+
 def test_connect_errors_are_retried_then_raised_with_the_docker_hint() -> None:
     sleep = FakeSleep()
     client = RerankClient("localhost:8086", max_retries=2, sleep=sleep, jitter=lambda: 1.0)

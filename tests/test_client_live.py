@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -131,3 +132,46 @@ def test_dead_port_is_a_connection_error_in_the_report() -> None:
     assert not report.ok and isinstance(report.error, ConnectionFailedError)
     assert report.error.url == f"http://127.0.0.1:{port}/info"
     assert "host.docker.internal" in report.message
+
+
+def test_the_client_rides_through_a_server_restart(tiny_model_dir: Path) -> None:
+    """Requests keep flowing while the server is stopped (SIGTERM, drained) and started again on the same
+    port: every call returns once, with the right scores; none is lost or duplicated."""
+    import threading
+
+    from server_process import running_server_process
+
+    port = free_port()
+    queries = [f"{QUERY} {i}" for i in range(40)]
+    answers: list[list[float]] = []
+    errors: list[Exception] = []
+    # Enough retries to cover a model load (backoff 0.5, 1, 2, 4, 4, ... s).
+    client = RerankClient(f"http://127.0.0.1:{port}", max_retries=10, backoff=0.5, max_backoff=4.0)
+
+    def send_all() -> None:
+        for query in queries:
+            try:
+                answers.append(by_index(client.rerank(query, DOCS)))
+            except Exception as exc:  # recorded, then asserted: nothing may fail
+                errors.append(exc)
+            time.sleep(0.05)
+
+    sender = threading.Thread(target=send_all)
+    with running_server_process(tiny_model_dir, port=port) as first:
+        sender.start()
+        while len(answers) < 5:
+            assert sender.is_alive() and not errors, errors
+            time.sleep(0.05)
+        first.process.terminate()  # SIGTERM: the in-flight request is finished, then the port closes
+        assert first.process.wait(timeout=60) == 0
+    pending_at_restart = len(queries) - len(answers)
+    with running_server_process(tiny_model_dir, port=port) as second:
+        sender.join(timeout=120)
+        with RerankClient(second.base_url) as fresh:
+            expected = [by_index(fresh.rerank(query, DOCS)) for query in queries]
+    client.close()
+    assert not errors, errors
+    assert pending_at_restart > 0  # the restart really happened while requests were being sent
+    assert len(answers) == len(queries)
+    for got, want in zip(answers, expected, strict=True):
+        assert got == pytest.approx(want, abs=1e-6)

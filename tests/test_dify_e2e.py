@@ -13,6 +13,7 @@ import os
 import queue
 import subprocess
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -242,7 +243,10 @@ def test_multimodal_rerank_takes_text_and_refuses_images(
 def test_an_unreachable_server_fails_with_a_connection_error_and_a_hint(
         plugin: PluginProcess, served_model: str) -> None:
     dead = credentials(f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    started = time.monotonic()
     invoke = plugin.request(rerank_request(served_model, dead, top_n=0, score_threshold=0.0))
+    # Well inside the plugin's 60 s timeout: two retries with backoff, then the error (Dify waits for it).
+    assert time.monotonic() - started < 10
     assert invoke.error is not None and invoke.error["error_type"] == "InvokeConnectionError"
     assert "rerank-kit serve" in invoke.error["message"]
     validate = plugin.request({"type": "model", "action": "validate_provider_credentials", "provider": PROVIDER,

@@ -100,7 +100,7 @@ def test_one_megabyte_document_is_truncated_not_rejected(live_server: str) -> No
     resp = httpx.post(f"{live_server}/v1/rerank", json={"query": "weather", "documents": [huge, "short"]}, timeout=60)
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert body["usage"]["total_tokens"] <= 512 + 5  # the huge pair is cut to max_length
+    assert body["usage"]["total_tokens"] <= 512 + 16  # the huge pair is cut to max_length; "short" adds a few
     assert all(0.0 <= r["relevance_score"] <= 1.0 for r in body["results"])
 
 

@@ -31,9 +31,12 @@ def build_tiny_cross_encoder(path: Path, *, seed: int = 0, max_positions: int = 
 
     tokenizer_cls = getattr(transformers, "BertTokenizerFast", None) or transformers.BertTokenizer
     path.mkdir(parents=True, exist_ok=True)
-    vocab_file = path / "vocab.txt"
-    vocab_file.write_text("\n".join(_vocab()) + "\n", encoding="utf-8")
-    tokenizer = tokenizer_cls(vocab_file=str(vocab_file), do_lower_case=True, model_max_length=max_positions)
+    (path / "vocab.txt").write_text("\n".join(_vocab()) + "\n", encoding="utf-8")
+    # Loaded from the folder: transformers 5 silently ignores a `vocab_file=` argument (every word would
+    # become [UNK]); from_pretrained reads vocab.txt on 4.x and 5.x alike.
+    tokenizer = tokenizer_cls.from_pretrained(path, do_lower_case=True, model_max_length=max_positions)
+    if tokenizer.convert_tokens_to_ids("paris") == tokenizer.unk_token_id:
+        raise RuntimeError("the tiny tokenizer did not load its vocabulary")
     tokenizer.save_pretrained(path)
     config = BertConfig(
         vocab_size=len(_vocab()),
