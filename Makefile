@@ -16,7 +16,7 @@ TORCH_CONSTRAINT := requirements/torch-cpu.txt
 PIP_TOOLS := pip-tools==7.6.2
 COMPILE := --quiet --strip-extras --no-emit-index-url --no-emit-find-links
 
-.PHONY: run test lint bench lock drift package-dify install-dify install-ragflow clean
+.PHONY: run test lint bench soak lock drift package-dify install-dify install-ragflow clean
 
 require-py = @test -n "$(1)" || { echo "Python $(2) not found: set PY$(subst .,,$(2))=/path/to/python$(2)"; exit 1; }
 
@@ -83,6 +83,13 @@ drift:
 # The benchmark builds its models and Infinity's own venv under benchmarks/.work on first run.
 bench: $(VENV)/.installed
 	PY311=$(PY311) $(VENV)/bin/rerank-kit bench $(BENCH_ARGS)
+
+# The long load/soak run behind docs/RELIABILITY.md: 64 clients x 60 s x 20 passages against a server on the
+# tiny test model (the serving machinery, not the model, is under test); `make test` runs a 10 s version.
+SOAK_ARGS ?= --clients 64 --seconds 60 --passages 20
+soak: $(VENV)/.installed
+	$(VENV)/bin/python tests/tiny_model.py benchmarks/.work/soak-model
+	$(VENV)/bin/python -m benchmarks.soak --serve benchmarks/.work/soak-model $(SOAK_ARGS)
 
 package-dify: $(VENV)/.installed
 	$(VENV)/bin/rerank-kit package-dify -o dist/

@@ -134,6 +134,7 @@ class RunningServer:
     base_url: str
     rss: _RssSampler
     startup_seconds: float
+    pid: int
 
     @property
     def rerank_url(self) -> str:
@@ -166,7 +167,7 @@ def serve(spec: ServerSpec, model_dir: Path, log_path: Path, *, startup_timeout:
         base_url = f"http://127.0.0.1:{port}"
         try:
             _wait_healthy(proc, base_url + spec.health_path, startup_timeout, log_path)
-            yield RunningServer(spec, base_url, rss, time.perf_counter() - started)
+            yield RunningServer(spec, base_url, rss, time.perf_counter() - started, proc.pid)
         finally:
             rss.stop()
             _stop(proc)

@@ -2,6 +2,7 @@
 200 answer checked against the answer the same body got alone, plus latency and the server's memory.
 
     python -m benchmarks.soak --url http://127.0.0.1:8086 --clients 64 --seconds 60 --passages 20 --pid PID
+    python -m benchmarks.soak --serve MODEL_DIR ...   # starts `rerank-kit serve` on MODEL_DIR for the run
 
 A failure is anything but a 200 with the right answer or a typed 503 (`{"error", "error_type": "Overloaded"}`
 with a Retry-After header): an untyped or other status, a dropped connection or timeout, a wrong answer.
@@ -21,10 +22,12 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from benchmarks import peers
 from benchmarks.report import percentile
 
 SCORE_TOLERANCE = 1e-5  # batch composition moves a logit by float rounding only
@@ -401,7 +404,10 @@ def run_soak(url: str, *, clients: int = 64, seconds: float = 60.0, passages: in
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", required=True, help="base URL of a running server (loopback only)")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="base URL of a running server (loopback only)")
+    target.add_argument("--serve", type=Path, metavar="MODEL_DIR",
+                        help="start `rerank-kit serve` on this model folder (loopback, default settings) and soak it")
     parser.add_argument("--clients", type=int, default=64, help="closed-loop clients (default 64)")
     parser.add_argument("--seconds", type=float, default=60.0, help="time budget (default 60)")
     parser.add_argument("--passages", type=int, default=20, help="passages per request (default 20)")
@@ -412,8 +418,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the report as JSON after the summary")
     args = parser.parse_args(argv)
     try:
-        report = run_soak(args.url, clients=args.clients, seconds=args.seconds, passages=args.passages,
-                          pid=args.pid, timeout=args.timeout)
+        with contextlib.ExitStack() as stack:
+            if args.serve:
+                work = args.serve.parent
+                server = stack.enter_context(peers.serve(peers.rerank_kit_spec("rerank-kit", work), args.serve,
+                                                         work / "soak-server.log"))
+                args.url, args.pid = server.base_url, server.pid
+            report = run_soak(args.url, clients=args.clients, seconds=args.seconds, passages=args.passages,
+                              pid=args.pid, timeout=args.timeout)
     except (ValueError, RuntimeError, TimeoutError, httpx.HTTPError) as exc:
         print(f"soak: {exc}", file=sys.stderr)
         return 2

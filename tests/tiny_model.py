@@ -53,3 +53,9 @@ def build_tiny_cross_encoder(path: Path, *, seed: int = 0, max_positions: int = 
     model = BertForSequenceClassification(config).eval()
     model.save_pretrained(path)
     return path
+
+
+if __name__ == "__main__":  # `make soak` builds its model with this
+    import sys
+
+    print(build_tiny_cross_encoder(Path(sys.argv[1])))
