@@ -82,7 +82,7 @@ drift:
 
 # The benchmark builds its models and Infinity's own venv under benchmarks/.work on first run.
 bench: $(VENV)/.installed
-	PY311=$(PY311) $(VENV)/bin/rerank-kit bench $(BENCH_ARGS)
+	PY311=$(PY311) $(VENV)/bin/python -m benchmarks $(BENCH_ARGS)
 
 # The long load/soak run behind docs/RELIABILITY.md: 64 clients x 60 s x 20 passages against a server on the
 # tiny test model (the serving machinery, not the model, is under test); `make test` runs a 10 s version.

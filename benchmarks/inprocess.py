@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rerank_kit.scores import sigmoids
+
 _BATCH = 32
 
 
@@ -122,7 +124,7 @@ def parity(job: dict) -> dict:
         diffs, same_order, same_top, rank_corr, spread = [], 0, 0, [], []
         for batch, ref in zip(batches, reference, strict=True):
             got = backend.logits({k: np.asarray(v, dtype=np.int64) for k, v in batch.items()})
-            diffs.append(float(np.abs(_sigmoid(got) - _sigmoid(ref)).max()))
+            diffs.append(float(np.abs(np.array(sigmoids(got)) - np.array(sigmoids(ref))).max()))
             same_order += bool((np.argsort(-got, kind="stable") == np.argsort(-ref, kind="stable")).all())
             same_top += int(np.argmax(got) == np.argmax(ref))
             rank_corr.append(float(np.corrcoef(_ranks(got), _ranks(ref))[0, 1]))
@@ -135,10 +137,6 @@ def parity(job: dict) -> dict:
 
 def _ranks(x: np.ndarray) -> np.ndarray:
     return np.argsort(np.argsort(x)).astype(np.float64)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
 
 
 MODES = {"floor": floor, "direct": direct, "peak": peak, "parity": parity}

@@ -73,7 +73,7 @@ def _find(rows: list[Row], model: str, system: str, docs: int, concurrency: int)
 
 
 def targets(rows: list[Row], model: str, docs: int = 20, concurrency: int = 32) -> str:
-    """The issue's targets, each with the ratio measured in this run, or 'not measured'."""
+    """The project's throughput and latency targets, each with the ratio measured in this run, or 'not measured'."""
     ours = _find(rows, model, "rerank-kit", docs, concurrency)
     checks: list[str] = []
 

@@ -1,6 +1,7 @@
-"""`rerank-kit bench` / `make bench`: every system on the same model, workload and load, in one run.
+"""`make bench`: every system on the same model, workload and load, in one run.
 
-Writes results.json and results.md (tables, the issue's targets as measured ratios, the machine) to
+Run from the repository root as `python -m benchmarks`. Writes results.json and results.md (tables, the
+targets as measured ratios, the machine) to
 --out, printing each row as it is measured. Systems: floor (compute_score per request, in-process),
 direct (the model alone, length-sorted batches of 32, in-process), naive (FastAPI + compute_score),
 infinity (infinity-emb 0.0.78, torch, CPU, fp32), rerank-kit (torch) and its ONNX fp32 / int8 paths.
@@ -28,7 +29,7 @@ from benchmarks.workload import Request, docstrings, make_passages, make_queries
 
 SYSTEMS = ("floor", "direct", "naive", "infinity", "rerank-kit", "rerank-kit-onnx", "rerank-kit-onnx-int8")
 _IN_PROCESS = ("floor", "direct")
-# direct's batchings: the issue's limit (sorted, 32 a batch), arrival order, rerank-kit's CPU token budget
+# direct's batchings: the torch limit (sorted, 32 a batch), arrival order, rerank-kit's CPU token budget
 _DIRECT_BATCHINGS = ["direct", "direct-unsorted", "direct-2k-tokens"]
 _DEFAULT_WORK = Path(__file__).resolve().parent / ".work"
 

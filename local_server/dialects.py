@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 import uuid
 
-import numpy as np
-
 from local_server.scoring import Scored
 from rerank_kit.protocol import (
     BilledUnits,
@@ -20,15 +18,10 @@ from rerank_kit.protocol import (
     TokenCounts,
     Usage,
 )
+from rerank_kit.scores import ranking
 
 # Cohere bills one search unit per query with up to 100 documents.
 _DOCS_PER_SEARCH_UNIT = 100
-
-
-def ranking(scores: np.ndarray, top_n: int | None = None) -> list[int]:
-    """Indices by score descending (ties keep input order); top_n <= 0 or None keeps all."""
-    order = np.argsort(-scores, kind="stable").tolist()
-    return order[:top_n] if top_n and top_n > 0 else order
 
 
 def documents_response(request: RerankRequest, scored: Scored, *, model_id: str,

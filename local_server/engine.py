@@ -97,11 +97,6 @@ def resolve_device(requested: str) -> str:
     return "cpu"
 
 
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    """FlagReranker's normalize=True, in float64 like its per-score math."""
-    return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-
-
 class RerankEngine:
     """Tokenises requests (from any number of threads) and scores padded batches (from one thread).
 

@@ -11,7 +11,8 @@ from functools import partial
 import numpy as np
 
 from local_server.batcher import Batcher
-from local_server.engine import RerankEngine, TruncationDirection, sigmoid
+from local_server.engine import RerankEngine, TruncationDirection
+from rerank_kit.scores import sigmoids
 
 
 @dataclass(frozen=True)
@@ -70,4 +71,4 @@ class Scorer:
             self.active -= 1
         best = np.full(len(documents), -np.inf)
         np.maximum.at(best, [p.doc for p in pairs], logits)  # a document scores as its best window
-        return Scored(best if raw_scores else sigmoid(best), sum(len(p) for p in pairs))
+        return Scored(best if raw_scores else np.array(sigmoids(best)), sum(len(p) for p in pairs))

@@ -16,6 +16,7 @@ import yaml
 
 import rerank_kit
 from ragflow_integration import edits
+from rerank_kit.commands import vendor
 
 RERANK_MODEL = "rag/llm/rerank_model.py"
 SUBCLASS_MODULE = "rag/llm/rerank_kit_model.py"
@@ -23,15 +24,12 @@ LLM_FACTORIES = "conf/llm_factories.json"
 WEB_LLM_CONSTANTS = "web/src/constants/llm.ts"
 WEB_SETTING_CONSTANTS = "web/src/pages/user-setting/constants.tsx"
 SUBCLASS_SOURCE = Path(__file__).with_name("rerank_model.py")  # not imported here: it needs numpy
-CLIENT_PACKAGE = "rerank_kit"
-# The light client and what it imports: httpx and pydantic, which RAGFlow's environment already has.
-CLIENT_MODULES = ("__init__.py", "client.py", "errors.py", "protocol.py")
+CLIENT_PACKAGE = vendor.CORE_PACKAGE
 COMPOSE_FILE = "docker-compose.yml"
 COMPOSE_OVERRIDE = "docker-compose.rerank-kit.yml"
 STAGING_DIR = "rerank-kit"
 CONTAINER_ROOT = "/ragflow"  # WORKDIR and PYTHONPATH of RAGFlow's image (Dockerfile: ENV PYTHONPATH=/ragflow/)
-# The class's fallback when RAGFlow passes no base URL (rerank_model.BASE_URL_ENV; not imported: numpy).
-BASE_URL_ENV = "RERANK_KIT_BASE_URL"
+BASE_URL_ENV = rerank_kit.BASE_URL_ENV  # the class's fallback when RAGFlow passes no base URL
 DOCKER_SERVER_URL = rerank_kit.DOCKER_SERVER_URL
 
 ReadOriginal = Callable[[str], str]
@@ -51,11 +49,10 @@ class Plan:
 
 
 def runtime_files() -> dict[str, str]:
-    """The files RAGFlow's Python needs: the subclass module and the shared client package."""
-    package_dir = Path(rerank_kit.__file__).parent
-    files = {f"{CLIENT_PACKAGE}/{name}": _read(package_dir / name) for name in CLIENT_MODULES}
-    files[SUBCLASS_MODULE] = _read(SUBCLASS_SOURCE)
-    return files
+    """The files RAGFlow's Python needs: the subclass module and the `rerank_kit` modules it imports
+    (httpx and pydantic, which RAGFlow's environment already has), by the packager's vendoring rule."""
+    subclass = {SUBCLASS_MODULE: SUBCLASS_SOURCE.read_bytes()}
+    return {rel: data.decode("utf-8") for rel, data in {**vendor.vendored_core(subclass), **subclass}.items()}
 
 
 def patched_core(read_original: ReadOriginal) -> dict[str, str]:

@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from rerank_kit import DEFAULT_PORT
+from rerank_kit import BASE_URL_ENV, DEFAULT_PORT
 from rerank_kit.client import RerankClient
+from rerank_kit.scores import sigmoids
 
 FACTORY_NAME = "rerank-kit"
 DEFAULT_BASE_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
-BASE_URL_ENV = "RERANK_KIT_BASE_URL"
 # RAGFlow v0.25 appends `___<Factory>` to model names of locally deployed factories.
 MODEL_SUFFIX_SEPARATOR = "___"
 
@@ -44,7 +44,7 @@ def calibrated(scores: np.ndarray) -> np.ndarray:
     calibrated scores keep `similarity_threshold` meaningful.
     """
     if scores.size and (scores.min() < 0.0 or scores.max() > 1.0):
-        return 1.0 / (1.0 + np.exp(-scores))
+        return np.array(sigmoids(scores))
     return scores
 
 

@@ -14,11 +14,10 @@ from rerank_kit import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("local_server.serve", "start the local FlagReranker HTTP server"),
-    "check": ("rerank_kit.check", "validate a rerank server URL (and key) as the integrations do"),
-    "tune": ("rerank_kit.tune", "pick hybrid-score weights from labelled queries (JSONL)"),
-    "package-dify": ("rerank_kit.difypkg", "build and validate the Dify plugin .difypkg"),
+    "check": ("rerank_kit.commands.check", "validate a rerank server URL (and key) as the integrations do"),
+    "tune": ("rerank_kit.commands.tune", "pick hybrid-score weights from labelled queries (JSONL)"),
+    "package-dify": ("rerank_kit.commands.difypkg", "build and validate the Dify plugin .difypkg"),
     "install-ragflow": ("ragflow_integration.installer", "patch a RAGFlow source tree or Docker deployment"),
-    "bench": ("benchmarks.run", "benchmark rerank-kit against the serving peers"),
 }
 
 

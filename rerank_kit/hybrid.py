@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Sequence
 
+from rerank_kit.scores import ranking
+
 __all__ = [
     "DIFY_DEFAULT_VECTOR_WEIGHT",
     "RAGFLOW_DEFAULT_VECTOR_SIMILARITY_WEIGHT",
@@ -31,7 +33,6 @@ __all__ = [
     "ragflow_rerank_window",
     "ragflow_retrieval_page",
     "reciprocal_rank_fusion",
-    "sigmoid",
 ]
 
 # RAGFlow chat assistant / `Dealer.retrieval` default `vector_similarity_weight`.
@@ -41,14 +42,6 @@ DIFY_DEFAULT_VECTOR_WEIGHT = 0.7
 
 # `Base._normalize_rank` treats a batch whose spread is below this as flat.
 _RAGFLOW_FLAT_SPREAD = 1e-3
-
-
-def sigmoid(logit: float) -> float:
-    """1 / (1 + e^-x), computed without overflow for large |x| (FlagReranker's `normalize=True`)."""
-    if logit >= 0:
-        return 1.0 / (1.0 + math.exp(-logit))
-    exp = math.exp(logit)
-    return exp / (1.0 + exp)
 
 
 def min_max(scores: Sequence[float]) -> list[float]:
@@ -133,8 +126,7 @@ def ragflow_retrieval_page(similarities: Sequence[float], *, similarity_threshol
     window: `begin = ((page - 1) * page_size) % window`.
     """
     threshold = ragflow_post_threshold(similarity_threshold, vector_similarity_weight, doc_ids_given=doc_ids_given)
-    order = sorted(range(len(similarities)), key=lambda i: -similarities[i])
-    valid = [i for i in order if similarities[i] >= threshold]
+    valid = [i for i in ranking(similarities) if similarities[i] >= threshold]
     begin = ((max(page, 1) - 1) * page_size) % ragflow_rerank_window(page_size, top)
     return valid[begin:begin + page_size]
 
@@ -189,8 +181,8 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[Hashable]], *, k: int = 6
     if weights is not None and len(weights) != len(rankings):
         raise ValueError("one weight per ranking")
     fused: dict[Hashable, float] = {}
-    for position, ranking in enumerate(rankings):
+    for position, ranked in enumerate(rankings):
         weight = 1.0 if weights is None else weights[position]
-        for rank, item in enumerate(ranking, start=1):
+        for rank, item in enumerate(ranked, start=1):
             fused[item] = fused.get(item, 0.0) + weight / (k + rank)
     return sorted(fused.items(), key=lambda pair: -pair[1])

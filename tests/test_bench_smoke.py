@@ -76,7 +76,7 @@ def test_load_generator_refuses_non_loopback_targets() -> None:
 def test_bench_runs_every_local_system_on_the_tiny_model(tiny_model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
     proc = subprocess.run(
-        [sys.executable, "-m", "rerank_kit.cli", "bench", "--model-dir", str(tiny_model_dir), "--systems",
+        [sys.executable, "-m", "benchmarks", "--model-dir", str(tiny_model_dir), "--systems",
          ",".join(SMOKE_SYSTEMS), "--cells", "1,3;4,3", "--seconds", "2", "--waves", "1",
          "--min-requests", "2", "--direct-pairs", "6", "--peak-seconds", "0.3", "--work", str(tmp_path / "work"),
          "--out", str(out)],

@@ -24,7 +24,7 @@ import httpx
 import pytest
 from server_process import free_port, running_server
 
-from rerank_kit import difypkg
+from rerank_kit.commands import difypkg
 
 PROVIDER = "local_reranker"
 SERVER_KEY = "e2e-secret-key"

@@ -25,8 +25,8 @@ from rerank_kit.hybrid import (
     ragflow_rerank_window,
     ragflow_retrieval_page,
     reciprocal_rank_fusion,
-    sigmoid,
 )
+from rerank_kit.scores import sigmoid
 
 
 def test_platform_defaults() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rerank_kit.cli import main
-from rerank_kit.tune import (
+from rerank_kit.commands.tune import (
     LabelledQuery,
     Point,
     Sweep,
@@ -17,10 +17,10 @@ from rerank_kit.tune import (
     load_labels,
     ndcg_at_k,
     ragflow_scores,
-    ranked_order,
     reciprocal_rank,
     weight_grid,
 )
+from rerank_kit.scores import ranking
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "tune_labels.jsonl"
 
@@ -41,7 +41,7 @@ def test_ndcg_at_k_by_hand() -> None:
 def test_reciprocal_rank_and_ranked_order() -> None:
     assert reciprocal_rank([0, 0, 1, 2]) == pytest.approx(1 / 3)
     assert reciprocal_rank([0, 0]) == 0.0
-    assert ranked_order([0.2, 0.9, 0.2, 0.5]) == [1, 3, 0, 2]  # the tie keeps retrieval order
+    assert ranking([0.2, 0.9, 0.2, 0.5]) == [1, 3, 0, 2]  # the tie keeps retrieval order
 
 
 def test_platform_scorers_by_hand() -> None:

@@ -1,6 +1,6 @@
 """Fixtures for the plugin's unit tests: run in the Python 3.12 venv with the dify-plugin SDK (no torch).
 
-The plugin is loaded the way the daemon loads it: its root is assembled by `rerank_kit.difypkg` and
+The plugin is loaded the way the daemon loads it: its root is assembled by `rerank_kit.commands.difypkg` and
 `PluginRegistration` reads manifest.yaml, the provider YAML and the sources from that root as cwd.
 """
 
@@ -21,7 +21,7 @@ from dify_plugin import DifyPluginEnv
 from dify_plugin.core.plugin_registration import PluginRegistration
 from dify_plugin.entities.model import ModelType
 
-from rerank_kit import difypkg
+from rerank_kit.commands import difypkg
 
 PROVIDER = "local_reranker"
 

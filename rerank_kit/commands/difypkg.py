@@ -12,7 +12,6 @@ the Python runner needs (sources present, every import installable from requirem
 from __future__ import annotations
 
 import argparse
-import ast
 import datetime as dt
 import fnmatch
 import functools
@@ -22,16 +21,17 @@ import io
 import re
 import sys
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from rerank_kit.commands.vendor import CORE_PACKAGE as CLIENT_PACKAGE
+from rerank_kit.commands.vendor import REPO_ROOT, imported_modules, module_file_in, module_name, vendored_core
+
 PLUGIN_SOURCES = "dify_plugin"
-CLIENT_PACKAGE = "rerank_kit"
 MAX_UNCOMPRESSED_BYTES = 50 * 1024 * 1024  # the daemon's default PLUGIN_MAX_PACKAGE_SIZE
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same sources give the same bytes
 
@@ -118,55 +118,6 @@ def is_ignored(rel_path: str, patterns: list[IgnorePattern]) -> bool:
 
 # ---------------------------------------------------------------- imports
 
-def _imported_modules(source: bytes, module: str, is_package: bool) -> Iterator[tuple[str, bool]]:
-    """(name, must_be_module) for every import in `source` (anywhere in the file), relative ones resolved.
-
-    `from a import b` yields ("a", True) and ("a.b", False): `b` may be a submodule or an attribute.
-    """
-    package = module if is_package else module.rpartition(".")[0]
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            yield from ((alias.name, True) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            yield base, True
-            yield from ((f"{base}.{alias.name}", False) for alias in node.names if alias.name != "*")
-
-
-def _module_file(module: str, root: Path) -> str | None:
-    """`a.b` -> `a/b.py` or `a/b/__init__.py` when it exists under root."""
-    path = module.replace(".", "/")
-    return next((p for p in (f"{path}.py", f"{path}/__init__.py") if (root / p).is_file()), None)
-
-
-def _module_name(rel_path: str) -> tuple[str, bool]:
-    path = PurePosixPath(rel_path).with_suffix("")
-    is_package = path.name == "__init__"
-    return ".".join(path.parent.parts if is_package else path.parts), is_package
-
-
-def client_modules(sources: Mapping[str, bytes], root: Path = REPO_ROOT) -> dict[str, bytes]:
-    """The `rerank_kit` files the plugin sources import, transitively, read from `root`."""
-    found: dict[str, bytes] = {}
-    pending = [(rel, data) for rel, data in sources.items() if rel.endswith(".py")]
-    while pending:
-        rel, data = pending.pop()
-        module, is_package = _module_name(rel)
-        for name, _ in _imported_modules(data, module, is_package):
-            if name.split(".")[0] != CLIENT_PACKAGE:
-                continue
-            parts = name.split(".")
-            for depth in range(1, len(parts) + 1):  # the module and every package above it
-                path = _module_file(".".join(parts[:depth]), root)
-                if path and path not in found:
-                    found[path] = (root / path).read_bytes()
-                    pending.append((path, found[path]))
-    return found
-
-
 def _normalise(dist: str) -> str:
     return re.sub(r"[-_.]+", "_", dist).lower()
 
@@ -223,7 +174,7 @@ def plugin_root_files(root: Path = REPO_ROOT) -> dict[str, bytes]:
     clashes = [rel for rel in files if rel.split("/")[0] == CLIENT_PACKAGE]
     if clashes:
         raise PackageError([f"{PLUGIN_SOURCES}/{c} clashes with the bundled {CLIENT_PACKAGE} package" for c in clashes])
-    files.update(client_modules(files, root))
+    files.update(vendored_core(files, root))
     return dict(sorted(files.items()))
 
 
@@ -456,25 +407,20 @@ def _validate_imports(files: Mapping[str, bytes], problems: list[str]) -> None:
     distributions = _distributions()
     local = {rel.split("/")[0].removesuffix(".py") for rel in files if rel.endswith(".py")}
     for rel in (r for r in files if r.endswith(".py")):
-        module, is_package = _module_name(rel)
-        for name, must_be_module in set(_imported_modules(files[rel], module, is_package)):
+        module, is_package = module_name(rel)
+        for name, must_be_module in set(imported_modules(files[rel], module, is_package)):
             top = name.split(".")[0]
             if top in FORBIDDEN_IMPORTS:
                 problems.append(f"{rel} imports {name}: server-side code must stay out of the plugin")
             elif top == "dify_plugin" and rel.startswith(f"{CLIENT_PACKAGE}/"):
                 problems.append(f"{rel} imports the dify_plugin SDK: the shared client must stay SDK-free")
-            elif top == CLIENT_PACKAGE and must_be_module and not _module_file_in(name, files):
+            elif top == CLIENT_PACKAGE and must_be_module and not module_file_in(name, files):
                 problems.append(f"{rel} imports {name}, which is not bundled")
             elif top in local or top in sys.stdlib_module_names or not top:
                 continue
             elif _normalise(top) not in provided and not {
                     _normalise(d) for d in distributions.get(top, [])} & provided:
                 problems.append(f"{rel} imports {top}, which requirements.txt does not install")
-
-
-def _module_file_in(module: str, files: Mapping[str, bytes]) -> bool:
-    path = module.replace(".", "/")
-    return f"{path}.py" in files or f"{path}/__init__.py" in files
 
 
 def validate(files: Mapping[str, bytes]) -> None:

@@ -24,6 +24,7 @@ from rerank_kit.hybrid import (
     ragflow_blend,
     ragflow_normalize_rank,
 )
+from rerank_kit.scores import ranking
 
 
 class Candidate(BaseModel):
@@ -61,11 +62,6 @@ def load_labels(path: Path) -> list[LabelledQuery]:
     if not queries:
         raise ValueError(f"{path}: no labelled queries")
     return queries
-
-
-def ranked_order(scores: Sequence[float]) -> list[int]:
-    """Indices by score descending; ties keep the input (retrieval) order."""
-    return sorted(range(len(scores)), key=lambda i: -scores[i])
 
 
 def ndcg_at_k(relevances: Sequence[float], k: int) -> float:
@@ -126,7 +122,7 @@ def evaluate(queries: Sequence[LabelledQuery], scores: Callable[[LabelledQuery],
     judged = [q for q in queries if any(c.relevance > 0 for c in q.candidates)]
     ndcgs, mrrs = [], []
     for query in judged:
-        relevances = [query.candidates[i].relevance for i in ranked_order(scores(query))]
+        relevances = [query.candidates[i].relevance for i in ranking(scores(query))]
         ndcgs.append(ndcg_at_k(relevances, k))
         mrrs.append(reciprocal_rank(relevances))
     return sum(ndcgs) / len(judged), sum(mrrs) / len(judged)
