@@ -72,7 +72,7 @@ drift:
 	$(call require-py,$(PY311),3.11)
 	$(call require-py,$(PY312),3.12)
 	$(PY311) -m venv --clear .venv-drift
-	.venv-drift/bin/pip install $(PIP_QUIET) -c $(TORCH_CONSTRAINT) --upgrade -e '.[server,onnx,dev]'
+	.venv-drift/bin/pip install $(PIP_QUIET) -c $(TORCH_CONSTRAINT) --upgrade -e '.[server,onnx,bench,dev]'
 	$(PY312) -m venv --clear .venv-drift-dify
 	.venv-drift-dify/bin/pip install $(PIP_QUIET) --upgrade -r dify_plugin/requirements.in -e '.[dev]'
 	.venv-drift/bin/pip freeze --exclude-editable > .venv-drift/resolved.txt

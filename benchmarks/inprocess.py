@@ -110,7 +110,7 @@ def peak(job: dict) -> dict:
 
 def parity(job: dict) -> dict:
     """Max |score difference| (sigmoid) and how many requests keep torch's exact ranking, per quantisation."""
-    from local_server.onnx_backend import load_onnx_backend
+    from local_server.backends.onnx import load_onnx_backend
 
     engine = _Direct(job["model"])
     requests = job["requests"][: job["max_requests"]]

@@ -1,9 +1,10 @@
-"""The FastAPI app: one route per dialect, Bearer auth, typed JSON errors, /health /info /metrics.
+"""The FastAPI app: one route per dialect, Bearer auth, /health /info /metrics.
 
 Bodies are parsed here (not by FastAPI's signature binding) so that every failure, from a wrong content
-type to a null field, gets the same `{"error", "error_type"}` body and the right status. One pure ASGI
-middleware sits around everything: it checks the key, counts every answer by status (499 for a client
-that went away), and turns an unexpected exception into one log record and a typed 500.
+type to a null field, gets the same `{"error", "error_type"}` body and the right status: routes raise,
+and local_server.errors maps what they raise to a typed answer. One pure ASGI middleware sits around
+everything: it checks the key, counts every answer by status (499 for a client that went away), and turns
+an unexpected exception into one log record and a typed 500.
 """
 
 from __future__ import annotations
@@ -21,18 +22,26 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from local_server.batcher import Batcher, BatcherStoppedError, OverloadedError
+from local_server.batcher import Batcher
 from local_server.dialects import documents_response, tei_response
-from local_server.engine import InputTooLongError, RerankEngine, TooMuchWorkError
+from local_server.engine import RerankEngine
+from local_server.errors import (
+    CLIENT_CLOSED_REQUEST,
+    EXPECTED,
+    ApiError,
+    ClientGoneError,
+    ErrorType,
+    answer_error,
+    api_error,
+    error_responses,
+)
 from local_server.metrics import Metrics
 from local_server.scoring import Scorer
 from local_server.settings import Settings
 from rerank_kit import __version__
 from rerank_kit.protocol import (
-    ErrorBody,
     ModelCard,
     ModelList,
     RerankRequest,
@@ -42,18 +51,9 @@ from rerank_kit.protocol import (
     TEIRerankRequest,
 )
 
-log = logging.getLogger("rerank_kit.app")
+log = logging.getLogger(__name__)
 Body = TypeVar("Body", bound=BaseModel)
 _T = TypeVar("_T")
-RETRY_AFTER_SECONDS = 1
-
-
-class ApiError(Exception):
-    """An HTTP error with TEI's body shape: `{"error": message, "error_type": kind}`."""
-
-    def __init__(self, status: int, error_type: str, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.error_type, self.message, self.headers = status, error_type, message, headers
 
 
 def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -66,22 +66,6 @@ def json_response(content: Any, status: int = 200, headers: dict[str, str] | Non
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
-def error_response(status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return json_response({"error": message, "error_type": error_type}, status, headers)
-
-
-def _describe(error: ValidationError | RequestValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item.get("loc", ()) if p not in ("body", "str", "DocumentObject"))
-        parts.append(f"{where or 'body'}: {item.get('msg', 'invalid')}")
-    return "; ".join(dict.fromkeys(parts))
-
-
-class ClientGoneError(Exception):
-    """The client closed the connection before its answer was ready; its pending pairs were dropped."""
-
-
 async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
     """The request body as a JSON object, or an ApiError (415, 413, 400, 422).
 
@@ -90,9 +74,10 @@ async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
     """
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if content_type and content_type != "application/json" and not content_type.endswith("+json"):
-        raise ApiError(415, "UnsupportedMediaType",
+        raise ApiError(ErrorType.UNSUPPORTED_MEDIA_TYPE,
                        f"content type {content_type!r} is not supported; send application/json")
-    too_large = ApiError(413, "PayloadTooLarge", f"request body over {max_bytes} bytes (RERANK_MAX_REQUEST_BYTES)",
+    too_large = ApiError(ErrorType.PAYLOAD_TOO_LARGE,
+                         f"request body over {max_bytes} bytes (RERANK_MAX_REQUEST_BYTES)",
                          {"Connection": "close"})  # the unread rest of the body makes the connection unusable
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
@@ -108,17 +93,21 @@ async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "InvalidJson", f"request body is not valid JSON: {exc}") from None
+        raise ApiError(ErrorType.INVALID_JSON, f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise ApiError(422, "Validation", "request body must be a JSON object")
+        raise ApiError(ErrorType.VALIDATION, "request body must be a JSON object")
     return data
 
 
 def validate(model: type[Body], data: dict[str, Any]) -> Body:
+    """The body as `model`; invalid, FastAPI's RequestValidationError (a 422 naming the fields).
+
+    Only here does a pydantic ValidationError mean a bad request: one raised anywhere else is a bug (500).
+    """
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ApiError(422, "Validation", _describe(exc)) from None
+        raise RequestValidationError(exc.errors()) from None
 
 
 async def unless_disconnected(request: Request, work: Awaitable[_T]) -> _T:
@@ -169,20 +158,20 @@ class GuardMiddleware:
 
         try:
             if self.api_key is not None and scope["path"] not in self.public and not self._authorized(scope):
-                await error_response(401, "Unauthorized", "missing or wrong API key: send 'Authorization: Bearer "
-                                     "<key>' with the server's RERANK_API_KEY",
-                                     {"WWW-Authenticate": "Bearer"})(scope, receive, send_and_note)
+                unauthorized = ApiError(ErrorType.UNAUTHORIZED, "missing or wrong API key: send 'Authorization: "
+                                        "Bearer <key>' with the server's RERANK_API_KEY",
+                                        {"WWW-Authenticate": "Bearer"})
+                await unauthorized.response()(scope, receive, send_and_note)
             else:
                 await self.app(scope, receive, send_and_note)
         except ClientGoneError:
-            status = 499  # nginx's "client closed request": nobody is left to answer
+            status = CLIENT_CLOSED_REQUEST
         except Exception as exc:
             log.exception("unexpected error answering %s %s", scope["method"], scope["path"])
             if status is None:
-                await error_response(500, "Backend", f"internal error: {type(exc).__name__}")(
-                    scope, receive, send_and_note)
+                await api_error(exc).response()(scope, receive, send_and_note)
         finally:
-            self.metrics.observe(_route_label(scope), status or 499, time.perf_counter() - started)
+            self.metrics.observe(_route_label(scope), status or CLIENT_CLOSED_REQUEST, time.perf_counter() - started)
 
     def _authorized(self, scope: Scope) -> bool:
         header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
@@ -198,32 +187,13 @@ def _route_label(scope: Scope) -> str:
     return scope["path"] if scope["path"] in known else "unmatched"
 
 
-# The OpenAPI document's answers (every error body is ErrorBody); schemathesis checks the server against it.
-_ERRORS = {
-    400: "the body is not JSON", 401: "RERANK_API_KEY is set and the Bearer key is missing or wrong",
-    413: "a request limit was passed (the message names the setting)",
-    415: "the body is not JSON by its content type", 422: "the body is invalid (the message names the field)",
-    500: "an unexpected failure (the server keeps serving)",
-    503: "overloaded (with Retry-After), shutting down, or the inference thread is not running",
-}
-_HEADERS = {
-    401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
-    503: {"Retry-After": {"schema": {"type": "string"}, "description": "seconds, when overloaded"}},
-}
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorBody, "description": _ERRORS[status], "headers": _HEADERS.get(status, {})}
-            for status in statuses}
-
-
 def _json_body(*schemas: str) -> dict[str, Any]:
     refs = [{"$ref": f"#/components/schemas/{name}"} for name in schemas]
     return {"application/json": {"schema": refs[0] if len(refs) == 1 else {"oneOf": refs}}}
 
 
-_RERANK_ERRORS = _errors(400, 401, 413, 415, 422, 500, 503)
-_META_ERRORS = _errors(401, 500)  # 401 only for a route left out of RERANK_PUBLIC_ROUTES
+_RERANK_ERRORS = error_responses(400, 401, 413, 415, 422, 500, 503)
+_META_ERRORS = error_responses(401, 500)  # 401 only for a route left out of RERANK_PUBLIC_ROUTES
 
 
 def create_app(settings: Settings, engine: RerankEngine) -> FastAPI:
@@ -250,45 +220,26 @@ def create_app(settings: Settings, engine: RerankEngine) -> FastAPI:
     app.add_middleware(GuardMiddleware, metrics=metrics, api_key=api_key,  # type: ignore[arg-type]
                        public=frozenset(settings.public_routes))
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> Response:
-        return error_response(exc.status, exc.error_type, exc.message, exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
-        return error_response(422, "Validation", _describe(exc))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
-        kind = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HttpError")
-        return error_response(exc.status_code, kind, str(exc.detail), exc.headers)  # 405 keeps its Allow
+    for expected in EXPECTED:
+        app.add_exception_handler(expected, answer_error)
 
     def check_windows(max_chunks_per_doc: int, max_tokens_per_doc: int | None) -> None:
         """Bound the windows a request may ask per document, and their smallest size."""
         if max_chunks_per_doc > settings.max_chunks_per_doc:
-            raise ApiError(422, "Validation", f"max_chunks_per_doc: at most {settings.max_chunks_per_doc} "
-                                              "windows per document (RERANK_MAX_CHUNKS_PER_DOC)")
+            raise ApiError(ErrorType.VALIDATION, f"max_chunks_per_doc: at most {settings.max_chunks_per_doc} "
+                                                 "windows per document (RERANK_MAX_CHUNKS_PER_DOC)")
         if max_chunks_per_doc > 1 and max_tokens_per_doc is not None and (
                 max_tokens_per_doc < settings.min_window_tokens):
-            raise ApiError(422, "Validation", f"max_tokens_per_doc: windows of at least {settings.min_window_tokens} "
-                                              "tokens when max_chunks_per_doc > 1 (RERANK_MIN_WINDOW_TOKENS)")
+            raise ApiError(ErrorType.VALIDATION, f"max_tokens_per_doc: windows of at least "
+                                                 f"{settings.min_window_tokens} tokens when max_chunks_per_doc > 1 "
+                                                 "(RERANK_MIN_WINDOW_TOKENS)")
 
     async def score(request: Request, query: str, documents: list[str], **options: Any):
         if len(documents) > settings.max_docs:
-            raise ApiError(413, "PayloadTooLarge",
+            raise ApiError(ErrorType.PAYLOAD_TOO_LARGE,
                            f"{len(documents)} documents in one request; the limit is {settings.max_docs} "
                            "(RERANK_MAX_DOCS)")
-        try:
-            scored = await unless_disconnected(request, scorer.score(query, documents, **options))
-        except InputTooLongError as exc:
-            raise ApiError(422, "Validation", str(exc)) from None
-        except TooMuchWorkError as exc:
-            raise ApiError(413, "PayloadTooLarge", str(exc)) from None
-        except OverloadedError as exc:
-            raise ApiError(503, "Overloaded", f"server overloaded ({exc}); retry shortly",
-                           {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
-        except BatcherStoppedError as exc:
-            raise ApiError(503, "Unhealthy", str(exc), {"Connection": "close"}) from None
+        scored = await unless_disconnected(request, scorer.score(query, documents, **options))
         metrics.count_scored(len(documents), scored.tokens)
         return scored
 
@@ -323,8 +274,8 @@ def create_app(settings: Settings, engine: RerankEngine) -> FastAPI:
                                  truncate=body.truncate is not False, direction=body.truncation_direction)
             return json_response(tei_response(body, scored))
         if "documents" not in data:
-            raise ApiError(422, "Validation", "body needs `documents` (Cohere, Jina, OpenAI-compatible) "
-                                              "or `texts` (Hugging Face TEI)")
+            raise ApiError(ErrorType.VALIDATION, "body needs `documents` (Cohere, Jina, OpenAI-compatible) "
+                                                 "or `texts` (Hugging Face TEI)")
         return await documents_reply(request, data, return_documents=False)
 
     @app.post("/v1/rerank", **documents_route_spec,
@@ -343,11 +294,11 @@ def create_app(settings: Settings, engine: RerankEngine) -> FastAPI:
         return await documents_route(request, return_documents=False)
 
     @app.get("/health", tags=["meta"], response_class=Response,
-             responses={200: {"description": "ready (empty body)"}, **_META_ERRORS, **_errors(503)})
+             responses={200: {"description": "ready (empty body)"}, **_META_ERRORS, **error_responses(503)})
     async def health() -> Response:
         if scorer.draining or not batcher.alive:
-            return error_response(503, "Unhealthy", "the server is shutting down" if scorer.draining
-                                  else "the inference thread is not running")
+            raise ApiError(ErrorType.UNHEALTHY, "the server is shutting down" if scorer.draining
+                           else "the inference thread is not running")
         return Response(status_code=200)
 
     info = ServerInfo(

@@ -24,7 +24,7 @@ import numpy as np
 
 from local_server.engine import EncodedPair
 
-log = logging.getLogger("rerank_kit.batcher")
+log = logging.getLogger(__name__)
 
 # How much work one round may hold: a few batches' worth, and enough tokens (~160 pairs of 200 tokens)
 # that sorting them removes most padding. Bigger rounds only make every request in them wait for the

@@ -1,27 +1,23 @@
-"""The model: one FlagReranker loaded per process; tokenisation exactly as compute_score does it, and a
-forward pass over one padded batch.
+"""Tokenisation exactly as FlagReranker.compute_score does it, and the padding of one batch for a backend.
 
 FlagReranker.compute_score sorts, pads and runs a trial pass over its longest batch on every call (an
-OOM probe), which doubles a small request's cost. We load through FlagReranker (so every model it
-loads works the same) but tokenise and batch ourselves; tests pin the scores to compute_score's.
+OOM probe), which doubles a small request's cost. The backend (local_server.backends) loads the model;
+we tokenise and batch ourselves, and tests pin the scores to compute_score's.
 """
 
 from __future__ import annotations
 
 import copy
-import logging
 import math
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 
+from local_server.backends import LoadedModel
 from local_server.settings import Settings
-
-log = logging.getLogger("rerank_kit.engine")
 
 TruncationDirection = Literal["right", "left"]
 # A token is rarely longer than this many characters; cutting huge documents before tokenising keeps
@@ -36,22 +32,12 @@ CPU_BATCH_TOKENS = 2048
 ACCELERATOR_BATCH_TOKENS = 16384
 
 
-class ModelLoadError(RuntimeError):
-    """The model could not be loaded; the message is one line a user can act on."""
-
-
 class InputTooLongError(ValueError):
     """A pair exceeds max_length and the request asked not to truncate."""
 
 
 class TooMuchWorkError(ValueError):
     """A request would create more pairs than RERANK_MAX_PAIRS_PER_REQUEST (HTTP 413)."""
-
-
-class Backend(Protocol):
-    def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
-        """int64 [B, T] arrays (input_ids, attention_mask, token_type_ids?) -> float32 [B] raw logits."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,37 +52,6 @@ class EncodedPair:
         return len(self.input_ids)
 
 
-class TorchBackend:
-    """Plain PyTorch forward under inference_mode; fp16 on CUDA."""
-
-    def __init__(self, model, device: str) -> None:
-        import torch
-
-        self._torch = torch
-        self._model = model
-        self._device = device
-
-    def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
-        torch = self._torch
-        inputs = {name: torch.from_numpy(array).to(self._device) for name, array in batch.items()}
-        with torch.inference_mode():
-            out = self._model(**inputs, return_dict=True).logits
-        return out.view(-1).float().cpu().numpy()
-
-
-def resolve_device(requested: str) -> str:
-    """auto -> cuda, else mps, else cpu (FlagReranker's order, restricted to one device)."""
-    if requested != "auto":
-        return requested
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda:0"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
 class RerankEngine:
     """Tokenises requests (from any number of threads) and scores padded batches (from one thread).
 
@@ -105,17 +60,16 @@ class RerankEngine:
     own copy of the loaded tokenizer (as TEI gives each tokenisation worker its own), made on first use.
     """
 
-    def __init__(self, tokenizer, backend: Backend, settings: Settings, *, device: str, dtype: str) -> None:
-        self._prototype = tokenizer
+    def __init__(self, model: LoadedModel, settings: Settings) -> None:
+        tokenizer = self._prototype = model.tokenizer
         self._per_thread = threading.local()
         self._copying = threading.Lock()
-        self.backend = backend
-        self.settings = settings
-        self.device = device
-        self.dtype = dtype
+        self.backend = model.backend
+        self.device = model.device
+        self.dtype = model.dtype
         self.max_length = settings.max_length
         self.batch_tokens = settings.max_batch_tokens or (
-            CPU_BATCH_TOKENS if device == "cpu" else ACCELERATOR_BATCH_TOKENS)
+            CPU_BATCH_TOKENS if model.device == "cpu" else ACCELERATOR_BATCH_TOKENS)
         self.query_max_length = settings.effective_query_max_length
         self.max_pairs = settings.effective_max_pairs_per_request
         self._pad_id = tokenizer.pad_token_id or 0
@@ -130,50 +84,6 @@ class RerankEngine:
             with self._copying:  # the prototype is only ever read, one copy at a time
                 tokenizer = self._per_thread.tokenizer = copy.deepcopy(self._prototype)
         return tokenizer
-
-    @classmethod
-    def load(cls, settings: Settings) -> RerankEngine:
-        """Load FlagReranker once; raise ModelLoadError with a one-line fix when the model is not there."""
-        if settings.offline:
-            os.environ["HF_HUB_OFFLINE"] = "1"
-            os.environ["TRANSFORMERS_OFFLINE"] = "1"
-        import torch
-        from FlagEmbedding import FlagReranker
-
-        if settings.threads:
-            torch.set_num_threads(settings.threads)
-        device = resolve_device(settings.device)
-        fp16 = settings.fp16 if settings.fp16 is not None else device.startswith("cuda")
-        if fp16 and device == "cpu":
-            log.warning("fp16 is not supported on CPU (LayerNorm has no Half kernel); using fp32")
-            fp16 = False
-        try:
-            reranker = FlagReranker(
-                settings.model, use_fp16=fp16, devices=[device], max_length=settings.max_length,
-                query_max_length=settings.effective_query_max_length,
-            )
-        except (OSError, ValueError, ImportError) as exc:
-            raise ModelLoadError(_load_failure_hint(settings.model, exc)) from exc
-        model = reranker.model
-        if getattr(model.config, "num_labels", 1) != 1:
-            raise ModelLoadError(
-                f"{settings.model} has {model.config.num_labels} output labels; rerank-kit serves "
-                "cross-encoders with one relevance logit (e.g. BAAI/bge-reranker-*)."
-            )
-        model = model.half() if fp16 else model
-        model.to(device).eval()
-        if settings.backend == "onnx":
-            from local_server.onnx_backend import load_onnx_backend
-
-            backend: Backend = load_onnx_backend(
-                _local_model_dir(settings.model), quantize=settings.onnx_quantize, threads=settings.threads,
-                cache_dir=settings.cache_dir,
-            )
-            dtype = "int8" if settings.onnx_quantize == "int8" else "float32"
-        else:
-            backend = TorchBackend(model, device)
-            dtype = "float16" if fp16 else "float32"
-        return cls(reranker.tokenizer, backend, settings, device=device, dtype=dtype)
 
     # -- tokenisation ------------------------------------------------------------------------------
 
@@ -276,21 +186,3 @@ class RerankEngine:
             batch["token_type_ids"] = types
         return self.backend.logits(batch)
 
-
-def _local_model_dir(model: str) -> str:
-    """The model's folder on disk (a local path, or its snapshot in the Hugging Face cache)."""
-    if os.path.isdir(model):
-        return model
-    from huggingface_hub import snapshot_download
-
-    return snapshot_download(model, local_files_only=True)
-
-
-def _load_failure_hint(model: str, exc: Exception) -> str:
-    where = "is not a local folder with config.json" if not os.path.isdir(model) else "could not be loaded"
-    return (
-        f"cannot load model {model!r}: it {where} and could not be fetched from the Hugging Face Hub "
-        f"({type(exc).__name__}). Point RERANK_MODEL at a local folder holding the model "
-        f"(e.g. RERANK_MODEL=/models/bge-reranker-v2-m3, fetched once with "
-        f"`huggingface-cli download BAAI/bge-reranker-v2-m3 --local-dir /models/bge-reranker-v2-m3`)."
-    )

@@ -14,7 +14,7 @@ import uvicorn
 # header line that reaches a log record (uvicorn's access log prints the full path with its query).
 _CREDENTIAL = re.compile(
     r"(?i)((?:api[_-]?key|access[_-]?token|token|key|secret|password)=)[^&\s\"']+|(bearer\s+)[^\s\"',]+")
-_LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "rerank_kit")
+_LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "local_server")
 
 
 def redact(text: str) -> str:

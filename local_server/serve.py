@@ -32,16 +32,17 @@ def run(args: argparse.Namespace) -> int:
     overrides = {name: value for name in _FLAGS if (value := getattr(args, name)) is not None}
     settings = Settings(**overrides)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log = logging.getLogger("rerank_kit.serve")
+    log = logging.getLogger(__name__)
 
     import uvicorn
 
     from local_server.app import create_app
-    from local_server.engine import ModelLoadError, RerankEngine
+    from local_server.backends import ModelLoadError, load_backend
+    from local_server.engine import RerankEngine
     from local_server.lifecycle import DrainingServer, redact_credentials
 
     try:
-        engine = RerankEngine.load(settings)
+        engine = RerankEngine(load_backend(settings), settings)
     except ModelLoadError as exc:
         print(f"rerank-kit: {exc}", file=sys.stderr)
         return 2

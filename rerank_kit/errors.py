@@ -1,6 +1,15 @@
-"""Typed errors of the rerank client; each carries the URL tried and a hint a user can act on.
+"""Typed errors of the rerank client, in families a caller can catch by kind (as httpx does).
 
-Integrations map these onto their platform's errors (Dify's Invoke* errors, RAGFlow's exceptions).
+    RerankError
+    ├── ConfigurationError      the client's settings are unusable (URL, a form value); nothing was sent
+    ├── InvalidInputError       the query or documents are unusable; nothing was sent
+    ├── TransportError          no HTTP answer: ConnectionFailedError, RerankTimeoutError
+    ├── StatusError             an HTTP error answer: AuthError, BadRequestError, RateLimitError, ServerError
+    ├── NotARerankerError       the server answers, but not as a reranker
+    └── ModelNotServedError     the server does not serve the configured model
+
+Each carries the URL tried and a hint a user can act on; integrations map the families onto their
+platform's errors (Dify's Invoke* errors, RAGFlow's exceptions).
 """
 
 from __future__ import annotations
@@ -28,48 +37,90 @@ class RerankError(Exception):
         return text
 
 
-class ConnectionFailedError(RerankError):
-    """The server could not be reached (refused, DNS, TLS)."""
+class ConfigurationError(RerankError):
+    """The client cannot be used as configured (a URL without a host, a non-numeric timeout)."""
+
+    kind = "configuration"
+
+
+class InvalidInputError(RerankError):
+    """The call's own input is unusable (an empty query, documents that are not text)."""
+
+    kind = "invalid_input"
+
+
+class TransportError(RerankError):
+    """No HTTP answer arrived: the family of connection failures and timeouts."""
+
+    kind = "transport"
+
+
+class ConnectionFailedError(TransportError):
+    """The server could not be reached (refused, DNS, TLS), or the connection broke before an answer."""
 
     kind = "connection"
 
 
-class RerankTimeoutError(RerankError):
+class RerankTimeoutError(TransportError):
     """Connecting or reading took longer than the configured timeout."""
 
     kind = "timeout"
 
 
-class AuthError(RerankError):
+class StatusError(RerankError):
+    """The server answered with an HTTP error status (in `status`) after the retries ran out."""
+
+    kind = "status"
+
+
+class AuthError(StatusError):
     """401/403: the API key is missing or wrong."""
 
     kind = "auth"
 
 
-class BadRequestError(RerankError):
+class BadRequestError(StatusError):
     """4xx other than auth/rate-limit: the request (or the URL path) is wrong; never retried."""
 
     kind = "bad_request"
 
 
-class RateLimitError(RerankError):
-    """429 (or 503 with Retry-After) after the retries ran out."""
+class RateLimitError(StatusError):
+    """429, or 503 with Retry-After (an overloaded server asking to come back), after the retries ran out."""
 
     kind = "rate_limit"
 
 
-class ServerError(RerankError):
-    """5xx after the retries ran out, or a response that is not a rerank response."""
+class ServerError(StatusError):
+    """5xx (503 without Retry-After included) after the retries ran out: the server failed or is unavailable."""
 
     kind = "server"
+
+
+class NotARerankerError(RerankError):
+    """The server serves another kind of model, or its answer is not a rerank response (a web page, other JSON)."""
+
+    kind = "not_a_reranker"
+
+
+class ModelNotServedError(RerankError):
+    """The configured model is not among the ones the server lists."""
+
+    kind = "model_not_served"
 
 
 __all__ = [
     "AuthError",
     "BadRequestError",
+    "ConfigurationError",
     "ConnectionFailedError",
+    "InvalidInputError",
+    "ModelNotServedError",
+    "NotARerankerError",
     "RateLimitError",
     "RerankError",
     "RerankTimeoutError",
     "ServerError",
+    "StatusError",
+    "TransportError",
 ]

@@ -18,6 +18,9 @@ import pytest
 from server_process import free_port
 
 from rerank_kit.cli import main
+from rerank_kit.client import CheckReport
+from rerank_kit.commands.check import report_lines
+from rerank_kit.errors import RerankTimeoutError
 
 TEI_MODEL = "BAAI/bge-reranker-base"
 
@@ -93,7 +96,8 @@ def test_live_server_report_through_the_console_script(live_server: str) -> None
     lines = done.stdout.splitlines()
     assert done.returncode == 0, done.stdout + done.stderr
     assert lines[0] == f"rerank-kit check {live_server}"
-    assert "  reachable   yes" in lines and "  dialect     rerank-kit" in lines
+    assert "  reachable   yes" in lines and "  server      rerank-kit" in lines
+    assert "  wire        POST /rerank with documents" in lines
     assert "  auth        not required" in lines and "  reranker    yes" in lines
     assert "  max length  512 tokens" in lines
     assert any(line.startswith("  probe       1 document scored ") for line in lines)
@@ -105,7 +109,8 @@ def test_tei_shaped_server_report(capsys: pytest.CaptureFixture[str]) -> None:
         code, out = check(capsys, url, "--model", "bge-reranker-base")
     lines = out.splitlines()
     assert code == 0, out
-    assert "  dialect     tei" in lines and "  reranker    yes" in lines
+    assert "  server      tei" in lines and "  wire        POST /rerank with texts" in lines
+    assert "  reranker    yes" in lines
     assert f"  model       {TEI_MODEL}" in lines and "  max docs    32" in lines
     # the stub's score: "is the capital of" are 4 of the probe query's 6 words found in the probe document
     assert any(line.startswith("  probe       1 document scored 0.6667 in ") and line.endswith(", 0 tokens")
@@ -148,6 +153,7 @@ def test_dead_port_report(capsys: pytest.CaptureFixture[str]) -> None:
     lines = out.splitlines()
     assert code == 1
     assert "  reachable   no" in lines and "  auth        not reached" in lines
+    assert "  server      unknown" in lines and "  wire        not established" in lines
     assert lines[-1] == (f"FAILED: cannot connect: [Errno 111] Connection refused (url: http://localhost:{port}/info)"
                          f". Hint: is `rerank-kit serve` running on port {port}? From Docker, use "
                          f"http://host.docker.internal:{port} instead of localhost")
@@ -156,3 +162,9 @@ def test_dead_port_report(capsys: pytest.CaptureFixture[str]) -> None:
 def test_unusable_url_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, out = check(capsys, "http://")
     assert code == 2 and out.startswith("FAILED: the server URL 'http://' has no host")
+
+
+def test_a_timeout_reads_timed_out_not_unreachable() -> None:
+    error = RerankTimeoutError("no complete answer within 30s", url="http://rr.test:8086/rerank", hint="raise it")
+    lines = report_lines(CheckReport(url="http://rr.test:8086", error=error), key_sent=False)
+    assert "  reachable   timed out" in lines and lines[-1].startswith("FAILED: no complete answer within 30s")

@@ -1,5 +1,5 @@
-"""RerankClient / AsyncRerankClient against respx-mocked servers: dialects, batching, every error path,
-and the retry/backoff timing with a fake clock (no real sleeping)."""
+"""RerankClient / AsyncRerankClient against respx-mocked servers: server kinds and wire formats, batching,
+every error path and its family, and the retry/backoff timing with a fake clock (no real sleeping)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,28 @@ import httpx
 import pytest
 import respx
 
-from rerank_kit.client import AsyncRerankClient, Dialect, RerankClient, model_matches, normalize_base_url
+from rerank_kit.client import (
+    AsyncRerankClient,
+    RerankClient,
+    ServerKind,
+    WireFormat,
+    model_matches,
+    normalize_base_url,
+)
 from rerank_kit.errors import (
     AuthError,
     BadRequestError,
+    ConfigurationError,
     ConnectionFailedError,
+    InvalidInputError,
+    ModelNotServedError,
+    NotARerankerError,
     RateLimitError,
+    RerankError,
     RerankTimeoutError,
     ServerError,
+    StatusError,
+    TransportError,
 )
 
 BASE = "http://rr.test:8086"
@@ -44,7 +58,7 @@ def body(request: httpx.Request) -> dict:
 
 
 def scored_by_length(request: httpx.Request) -> httpx.Response:
-    """A documents-dialect server whose score is len(document) / 100."""
+    """A server speaking the `documents` wire format whose score is len(document) / 100."""
     docs = body(request)["documents"]
     results = [{"index": i, "relevance_score": len(d) / 100} for i, d in enumerate(docs)]
     results.sort(key=lambda r: -r["relevance_score"])
@@ -80,8 +94,8 @@ def test_base_url_forgiveness(given: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize("given", ["", "http://", "/v1/rerank", "https:///v1"])
-def test_url_without_host_is_a_bad_request(given: str) -> None:
-    with pytest.raises(BadRequestError) as caught:
+def test_url_without_host_is_a_configuration_error(given: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
         normalize_base_url(given)
     assert caught.value.hint == "use e.g. http://localhost:8086"
 
@@ -129,14 +143,14 @@ def test_unset_top_n_keeps_every_document(mock: respx.MockRouter, top_n: int | N
     assert "top_n" not in body(route.calls.last.request)
 
 
-def test_tei_dialect_sends_texts_and_parses_the_bare_list(mock: respx.MockRouter) -> None:
+def test_tei_wire_format_sends_texts_and_parses_the_bare_list(mock: respx.MockRouter) -> None:
     mock.get("/info").respond(json=TEI_INFO)
     route = mock.post("/rerank").respond(json=[{"index": 1, "score": 0.9}, {"index": 0, "score": 0.2}])
     client = RerankClient(BASE)
     response = client.rerank("q", ["x", "y"])
     assert body(route.calls.last.request) == {"query": "q", "texts": ["x", "y"], "truncate": True,
                                                "raw_scores": False, "return_text": False}
-    assert client.dialect is Dialect.TEI
+    assert (client.profile.server, client.profile.wire) == (ServerKind.TEI, WireFormat.TEI)
     assert [(r.index, r.relevance_score, r.document.text) for r in response.results] == [(1, 0.9, "y"), (0, 0.2, "x")]
     assert response.model == "BAAI/bge-reranker-base"
     assert response.usage.total_tokens == 0
@@ -170,7 +184,7 @@ def test_infinity_models_list_and_string_documents(mock: respx.MockRouter) -> No
         "usage": {"prompt_tokens": 4, "total_tokens": 4}})
     client = RerankClient(BASE)
     response = client.rerank("q", ["a", "b"])
-    assert client.dialect is Dialect.INFINITY
+    assert (client.profile.server, client.profile.wire) == (ServerKind.INFINITY, WireFormat.DOCUMENTS)
     assert client.check().is_reranker is True
     assert [(r.index, r.document.text) for r in response.results] == [(1, "b"), (0, "a")]
 
@@ -200,7 +214,7 @@ def test_unknown_server_is_detected_by_its_first_response_and_remembered(mock: r
     client = RerankClient(BASE)
     client.rerank("q", ["a"])
     client.rerank("q", ["b"])
-    assert client.dialect is Dialect.COHERE
+    assert (client.profile.server, client.profile.wire) == (ServerKind.UNKNOWN, WireFormat.V1_DOCUMENTS)
     assert native.call_count == 1 and v1.call_count == 2
     assert mock.routes[0].call_count == 1  # /info asked once
 
@@ -226,7 +240,7 @@ def test_tei_found_from_a_texts_validation_error(mock: respx.MockRouter) -> None
     mock.post("/rerank").mock(side_effect=tei)
     client = RerankClient(BASE)
     assert client.rerank("q", ["a"]).results[0].relevance_score == 0.4
-    assert client.dialect is Dialect.TEI
+    assert (client.profile.server, client.profile.wire) == (ServerKind.UNKNOWN, WireFormat.TEI)
 
 
 def test_large_inputs_are_split_by_max_docs_and_merged_with_global_indices(mock: respx.MockRouter) -> None:
@@ -253,7 +267,7 @@ def test_empty_documents_need_no_request(mock: respx.MockRouter) -> None:
 
 def test_empty_query_is_refused_locally(mock: respx.MockRouter) -> None:
     route = kit_server(mock)
-    with pytest.raises(BadRequestError, match="query is empty"):
+    with pytest.raises(InvalidInputError, match="query is empty"):
         RerankClient(BASE).rerank("  ", ["a"])
     assert route.call_count == 0
 
@@ -474,11 +488,11 @@ def test_connect_timeout_is_retried(mock: respx.MockRouter) -> None:
     ({"results": [{"index": 3, "relevance_score": 0.1}]}, "invalid index"),
     ({"results": [{"index": 0, "relevance_score": "NaN"}]}, "without a numeric score"),
 ])
-def test_json_that_is_not_a_rerank_response_names_the_expected_dialect(
+def test_json_that_is_not_a_rerank_response_names_the_expected_format(
         mock: respx.MockRouter, payload: dict, problem: str) -> None:
     mock.get("/info").respond(json=KIT_INFO)
     mock.post("/rerank").respond(json=payload)
-    with pytest.raises(ServerError) as caught:
+    with pytest.raises(NotARerankerError) as caught:
         RerankClient(BASE).rerank("q", ["a"])
     assert problem in caught.value.message
     assert caught.value.hint.startswith("expected a Cohere-style {results: [{index, relevance_score}]} from a "
@@ -488,7 +502,7 @@ def test_json_that_is_not_a_rerank_response_names_the_expected_dialect(
 def test_tei_html_answer_names_the_tei_shape(mock: respx.MockRouter) -> None:
     mock.get("/info").respond(json=TEI_INFO)
     mock.post("/rerank").respond(200, html="<html>hello</html>")
-    with pytest.raises(ServerError) as caught:
+    with pytest.raises(NotARerankerError) as caught:
         RerankClient(BASE).rerank("q", ["a"])
     assert caught.value.message == "the response is not a rerank response: an HTML page"
     assert caught.value.hint.startswith("expected TEI's list of {index, score} from a tei server")
@@ -497,9 +511,119 @@ def test_tei_html_answer_names_the_tei_shape(mock: respx.MockRouter) -> None:
 def test_embedding_model_is_refused_before_any_rerank(mock: respx.MockRouter) -> None:
     mock.get("/info").respond(json={**TEI_INFO, "model_type": {"embedding": {"pooling": "cls"}}})
     route = mock.post("/rerank")
-    with pytest.raises(BadRequestError, match="not a reranker"):
+    with pytest.raises(NotARerankerError, match="not a reranker"):
         RerankClient(BASE).rerank("q", ["a"])
     assert route.call_count == 0
+
+
+# -- error families: what a caller catches by kind --------------------------------------------------------
+
+
+@pytest.mark.parametrize("failure", [httpx.ConnectError("[Errno 111] Connection refused"),
+                                     httpx.ConnectTimeout("timed out"), httpx.ReadTimeout("timed out"),
+                                     httpx.ReadError("[Errno 104] Connection reset by peer")])
+def test_connection_failures_and_timeouts_are_the_transport_family(mock: respx.MockRouter,
+                                                                   failure: Exception) -> None:
+    mock.get("/info").respond(json=KIT_INFO)
+    mock.post("/rerank").mock(side_effect=failure)
+    with pytest.raises(TransportError) as caught:
+        RerankClient(BASE, max_retries=0).rerank("q", ["a"])
+    assert isinstance(caught.value, ConnectionFailedError | RerankTimeoutError)
+    assert caught.value.url == f"{BASE}/rerank" and caught.value.hint and caught.value.status is None
+
+
+@pytest.mark.parametrize(("status", "headers", "family"), [
+    (401, {}, AuthError),
+    (403, {}, AuthError),
+    (400, {}, BadRequestError),
+    (404, {}, BadRequestError),
+    (413, {}, BadRequestError),
+    (429, {}, RateLimitError),
+    (503, {"Retry-After": "1"}, RateLimitError),
+    (503, {}, ServerError),
+    (500, {}, ServerError),
+    (501, {}, ServerError),
+])
+def test_http_error_answers_are_the_status_family(mock: respx.MockRouter, status: int, headers: dict,
+                                                  family: type[StatusError]) -> None:
+    mock.get("/info").respond(json=KIT_INFO)
+    mock.post("/rerank").respond(status, headers=headers, json={"error": "refused", "error_type": "Test"})
+    with pytest.raises(StatusError) as caught:
+        RerankClient(BASE, max_retries=0).rerank("q", ["a"])
+    assert type(caught.value) is family
+    assert caught.value.status == status and caught.value.url == f"{BASE}/rerank" and caught.value.hint
+
+
+@pytest.mark.parametrize(("headers", "family", "sleeps", "hint"), [
+    # what rerank-kit answers when its queue is full: come back later, a rate limit
+    ({"Retry-After": "1"}, RateLimitError, [1.0, 1.0], "the server is rate-limiting or overloaded"),
+    # unavailable without saying when (loading, shutting down): a server error
+    ({}, ServerError, [0.25, 0.5], "the server is overloaded or still loading its model"),
+])
+def test_503_is_retried_then_raised_as_rate_limit_only_with_retry_after(
+        mock: respx.MockRouter, headers: dict, family: type[StatusError], sleeps: list[float], hint: str) -> None:
+    mock.get("/info").respond(json=KIT_INFO)
+    route = mock.post("/rerank").respond(503, headers=headers, json={"error": "busy", "error_type": "Overloaded"})
+    sleep = FakeSleep()
+    with pytest.raises(family) as caught:
+        RerankClient(BASE, max_retries=2, sleep=sleep, jitter=lambda: 0.0).rerank("q", ["a"])
+    assert route.call_count == 3 and sleep.calls == sleeps
+    assert caught.value.status == 503 and caught.value.hint.startswith(hint)
+
+
+def test_documents_that_are_not_text_are_invalid_input_and_never_sent(mock: respx.MockRouter) -> None:
+    route = kit_server(mock)
+    with pytest.raises(InvalidInputError, match="every document must be a string"):
+        RerankClient(BASE).rerank("q", ["a", {"text": "b"}])  # type: ignore[list-item]
+    assert route.call_count == 0
+
+
+def test_families_do_not_overlap_and_all_are_rerank_errors() -> None:
+    families = [ConfigurationError, InvalidInputError, TransportError, StatusError, NotARerankerError,
+                ModelNotServedError]
+    assert all(issubclass(family, RerankError) for family in families)
+    assert not [(a, b) for a in families for b in families if a is not b and issubclass(a, b)]
+    assert {cls.__base__ for cls in (ConnectionFailedError, RerankTimeoutError)} == {TransportError}
+    assert {cls.__base__ for cls in (AuthError, BadRequestError, RateLimitError, ServerError)} == {StatusError}
+
+
+# -- server kind and wire format are separate ------------------------------------------------------------
+
+
+def test_a_model_listing_server_answering_on_rerank_keeps_its_kind(mock: respx.MockRouter) -> None:
+    """Who answered comes from /v1/models; how to call it is learnt from the rerank route that works."""
+    mock.get("/info").respond(404)
+    mock.get("/v1/models").respond(json={"object": "list", "data": [{"id": "bge-reranker-base"}]})
+    v1 = mock.post("/v1/rerank").respond(404)
+    native = mock.post("/rerank").mock(side_effect=scored_by_length)
+    client = RerankClient(BASE)
+    report = client.check()
+    assert (v1.call_count, native.call_count) == (1, 1)
+    assert (report.server, report.wire) == (ServerKind.OPENAI_COMPATIBLE, WireFormat.DOCUMENTS)
+    assert report.wire.description == "POST /rerank with documents"
+    assert report.message.startswith(f"OK: openai-compatible server at {BASE} serves ")
+
+
+def test_one_request_per_wire_format_while_detecting(mock: respx.MockRouter) -> None:
+    """Infinity, rerank-kit and OpenAI-compatible proxies share one format: it is tried once, not once per kind."""
+    mock.get("/info").respond(404)
+    mock.get("/v1/models").respond(404)
+    mock.get("/models").respond(json={"object": "list", "data": [{"id": "m", "capabilities": ["rerank"]}]})
+    native = mock.post("/rerank").respond(404)
+    v1 = mock.post("/v1/rerank").mock(side_effect=scored_by_length)
+    client = RerankClient(BASE)
+    client.rerank("q", ["a"])
+    assert (native.call_count, v1.call_count) == (1, 1)
+    assert (client.profile.server, client.profile.wire) == (ServerKind.INFINITY, WireFormat.V1_DOCUMENTS)
+
+
+def test_a_failed_check_names_the_server_but_no_unproven_wire_format(mock: respx.MockRouter) -> None:
+    mock.get("/info").respond(404)
+    mock.get("/v1/models").respond(json={"object": "list", "data": [{"id": "bge-reranker-base"}]})
+    mock.post("/v1/rerank").respond(500)
+    report = RerankClient(BASE, max_retries=0).check()
+    assert isinstance(report.error, ServerError)
+    assert (report.server, report.wire) == (ServerKind.OPENAI_COMPATIBLE, None)
 
 
 # -- check() --------------------------------------------------------------------------------------------
@@ -509,7 +633,8 @@ def test_check_fills_the_report_from_info_and_the_probe(mock: respx.MockRouter) 
     kit_server(mock)
     report = RerankClient(BASE, model="bge-reranker-base").check()
     assert report.ok and report.error is None
-    assert (report.dialect, report.model, report.is_reranker) == ("rerank-kit", "BAAI/bge-reranker-base", True)
+    assert (report.server, report.wire) == (ServerKind.RERANK_KIT, WireFormat.DOCUMENTS)
+    assert (report.model, report.is_reranker) == ("BAAI/bge-reranker-base", True)
     assert (report.max_docs, report.max_input_length, report.served_models) == (100, 512, ["BAAI/bge-reranker-base"])
     assert report.probe_score == pytest.approx(len("Paris is the capital and largest city of France.") / 100)
     assert report.message == (f"OK: rerank-kit server at {BASE} serves BAAI/bge-reranker-base "
@@ -519,7 +644,7 @@ def test_check_fills_the_report_from_info_and_the_probe(mock: respx.MockRouter) 
 def test_check_reports_a_model_that_is_not_served(mock: respx.MockRouter) -> None:
     route = kit_server(mock)
     report = RerankClient(BASE, model="bge-reranker-v2-m3").check()
-    assert not report.ok and isinstance(report.error, BadRequestError)
+    assert not report.ok and isinstance(report.error, ModelNotServedError)
     assert report.error.message == "model bge-reranker-v2-m3 is not served; the server serves BAAI/bge-reranker-base"
     assert report.error.hint == "set the model name to BAAI/bge-reranker-base"
     assert route.call_count == 0
@@ -530,14 +655,14 @@ def test_check_reports_auth_failures_without_raising(mock: respx.MockRouter) -> 
     mock.post("/rerank").respond(401, json={"error": "missing or wrong API key", "error_type": "Unauthorized"})
     report = RerankClient(BASE, "wrong").check()
     assert not report.ok and isinstance(report.error, AuthError)
-    assert report.dialect == "rerank-kit" and report.max_docs == 100
+    assert report.server == "rerank-kit" and report.max_docs == 100
     assert "set the API key to the server's RERANK_API_KEY" in report.message
 
 
 def test_check_reports_an_embedding_server(mock: respx.MockRouter) -> None:
     mock.get("/info").respond(json={**TEI_INFO, "model_type": {"embedding": {}}})
     report = RerankClient(BASE).check()
-    assert not report.ok and report.is_reranker is False
+    assert not report.ok and report.is_reranker is False and isinstance(report.error, NotARerankerError)
     assert "not a reranker" in report.message
 
 
@@ -555,7 +680,7 @@ def test_async_client_reranks_batches_and_checks(mock: respx.MockRouter) -> None
     response, report = asyncio.run(scenario())
     assert [(r.index, r.document.text) for r in response.results] == [(2, "aaaa"), (0, "aaa")]
     assert route.call_count == 3  # two batches, then the probe
-    assert report.ok and report.dialect == "rerank-kit"
+    assert report.ok and report.server == "rerank-kit"
 
 
 def test_async_client_retries_with_an_async_fake_sleep(mock: respx.MockRouter) -> None:

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from server_process import free_port, running_server
 
-from rerank_kit.client import AsyncRerankClient, Dialect, RerankClient
-from rerank_kit.errors import AuthError, BadRequestError, ConnectionFailedError
+from rerank_kit.client import AsyncRerankClient, RerankClient, ServerKind, WireFormat
+from rerank_kit.errors import AuthError, ConnectionFailedError, ModelNotServedError, TransportError
 
 QUERY = "what is the capital of france"
 DOCS = ["paris is the capital of france", "the cat sat on the mat", "rain and cloud today",
@@ -46,7 +46,7 @@ def test_rerank_returns_the_servers_scores_sorted_with_texts_model_and_tokens(li
     info = httpx.get(f"{live_server}/info").json()
     with RerankClient(live_server) as client:
         response = client.rerank(QUERY, DOCS)
-        assert client.dialect is Dialect.RERANK_KIT
+        assert (client.profile.server, client.profile.wire) == (ServerKind.RERANK_KIT, WireFormat.DOCUMENTS)
     scores = [r.relevance_score for r in response.results]
     assert scores == sorted(scores, reverse=True)
     assert all(0.0 <= s <= 1.0 for s in scores)
@@ -85,7 +85,7 @@ def test_async_client_matches_the_sync_client(live_server: str) -> None:
 
     response, report = asyncio.run(scenario())
     assert by_index(response) == pytest.approx(server_scores(live_server), abs=1e-6)
-    assert report.ok and report.dialect == "rerank-kit"
+    assert report.ok and report.server == "rerank-kit"
 
 
 def test_check_on_the_live_server(live_server: str) -> None:
@@ -93,7 +93,8 @@ def test_check_on_the_live_server(live_server: str) -> None:
     with RerankClient(live_server, model=info["model_id"].upper()) as client:
         report = client.check()
     assert report.ok, report.message
-    assert (report.dialect, report.model, report.is_reranker) == ("rerank-kit", info["model_id"], True)
+    assert (report.server, report.wire, report.model, report.is_reranker) == (
+        ServerKind.RERANK_KIT, WireFormat.DOCUMENTS, info["model_id"], True)
     assert report.max_docs == info["max_docs"] and report.max_input_length == info["max_input_length"]
     assert 0.0 <= report.probe_score <= 1.0 and report.probe_tokens > 0
 
@@ -122,7 +123,7 @@ def test_server_advertised_max_docs_splits_requests(keyed_server: str) -> None:
 
 def test_a_model_the_server_does_not_serve_fails_the_check(keyed_server: str) -> None:
     report = RerankClient(keyed_server, KEY, model="bge-reranker-v2-m3").check()
-    assert isinstance(report.error, BadRequestError)
+    assert isinstance(report.error, ModelNotServedError)
     assert report.error.message == f"model bge-reranker-v2-m3 is not served; the server serves {SERVED_NAME}"
 
 
@@ -130,6 +131,7 @@ def test_dead_port_is_a_connection_error_in_the_report() -> None:
     port = free_port()
     report = RerankClient(f"127.0.0.1:{port}", max_retries=0).check()
     assert not report.ok and isinstance(report.error, ConnectionFailedError)
+    assert isinstance(report.error, TransportError) and report.server is None
     assert report.error.url == f"http://127.0.0.1:{port}/info"
     assert "host.docker.internal" in report.message
 

@@ -7,6 +7,7 @@ to it, against real rerank-kit servers on loopback.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -17,6 +18,7 @@ import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ import pytest
 from server_process import free_port, running_server
 
 from rerank_kit.commands import difypkg
+from rerank_kit.protocol import ErrorBody, ServerInfo
 
 PROVIDER = "local_reranker"
 SERVER_KEY = "e2e-secret-key"
@@ -141,6 +144,41 @@ def served_model(live_server: str) -> str:
     return httpx.get(f"{live_server}/info").json()["model_id"]
 
 
+@contextlib.contextmanager
+def unavailable_server(headers: dict[str, str]) -> Iterator[str]:
+    """A rerank-kit double whose /rerank always answers 503 with `headers` (Retry-After: its queue is full)."""
+
+    class Unavailable(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:  # keep test output clean
+            pass
+
+        def _reply(self, status: int, payload: bytes, extra: dict[str, str]) -> None:
+            self.send_response(status)
+            for name, value in {"Content-Type": "application/json", "Content-Length": str(len(payload)),
+                                **extra}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self) -> None:
+            self._reply(200, ServerInfo(model_id="tiny", server="rerank-kit").model_dump_json().encode(), {})
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = ErrorBody(error="busy", error_type="Overloaded").model_dump_json().encode()
+            self._reply(503, body, headers)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 def credentials(server_url: str, api_key: str = "") -> dict[str, str]:
     return {"server_url": server_url, "api_key": api_key, "timeout": "30", "max_retries": "1"}
 
@@ -169,7 +207,7 @@ def test_the_packaged_client_is_the_one_the_plugin_imports(dify_python: str, plu
     probe = "import dify_plugin, rerank_kit.client as c; print(c.__file__); print(dify_plugin.__file__)"
     out = subprocess.run([dify_python, "-c", probe], cwd=plugin_root, capture_output=True, text=True, check=True)
     client_file, sdk_file = map(Path, out.stdout.split())
-    assert client_file.parent.parent == plugin_root
+    assert client_file == plugin_root / "rerank_kit" / "client" / "__init__.py"  # the bundled package
     assert "site-packages" in sdk_file.parts
 
 
@@ -268,6 +306,16 @@ def test_a_wrong_key_is_refused_and_the_right_one_accepted(
                                           score_threshold=0.0))
     assert len(right.data["docs"]) == 1
 
+
+@pytest.mark.parametrize(("headers", "error_type"), [({"Retry-After": "0"}, "InvokeRateLimitError"),
+                                                     ({}, "InvokeServerUnavailableError")])
+def test_an_overloaded_server_is_rate_limited_and_an_unavailable_one_is_not(
+        plugin: PluginProcess, headers: dict[str, str], error_type: str) -> None:
+    """Dify sees "rate limited" for rerank-kit's full queue (503 + Retry-After), after the client's retry."""
+    with unavailable_server(headers) as url:
+        reply = plugin.request(rerank_request("tiny", credentials(url), top_n=0, score_threshold=0.0))
+    assert reply.error is not None and reply.error["error_type"] == error_type
+    assert "HTTP 503 from the rerank server: busy" in reply.error["message"]
 
 
 def test_model_schemas_carry_the_context_size(plugin: PluginProcess, live_server: str, served_model: str) -> None:

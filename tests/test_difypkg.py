@@ -74,7 +74,7 @@ def test_zip_layout_follows_the_go_packager(package: difypkg.Package) -> None:
 
 def test_bundled_client_modules_are_exactly_the_import_closure(package: difypkg.Package) -> None:
     bundled = {name for name in package.files if name.startswith("rerank_kit/")}
-    assert {"rerank_kit/__init__.py", "rerank_kit/client.py", "rerank_kit/errors.py",
+    assert {"rerank_kit/__init__.py", "rerank_kit/client/__init__.py", "rerank_kit/errors.py",
             "rerank_kit/protocol.py"} <= bundled
     assert "rerank_kit/cli.py" not in bundled and not [n for n in bundled if n.startswith("rerank_kit/commands/")]
     assert not [name for name in package.files if name.split("/")[0] in ("local_server", "dify_plugin", "tests")]
@@ -165,9 +165,9 @@ def _provider(change):
      "imports dify_plugin, which requirements.txt does not install"),
     (lambda root: (root / "dify_plugin" / "provider" / "gpu.py").write_text("import torch\n"),
      "provider/gpu.py imports torch: server-side code must stay out of the plugin"),
-    (lambda root: (root / "rerank_kit" / "client.py").write_text(
-        (root / "rerank_kit" / "client.py").read_text() + "\nimport dify_plugin\n"),
-     "rerank_kit/client.py imports the dify_plugin SDK"),
+    (lambda root: (root / "rerank_kit" / "client" / "transport.py").write_text(
+        (root / "rerank_kit" / "client" / "transport.py").read_text() + "\nimport dify_plugin\n"),
+     "rerank_kit/client/transport.py imports the dify_plugin SDK"),
 ])
 def test_provider_model_and_source_rules(root: Path, tamper, message: str) -> None:
     tamper(root)

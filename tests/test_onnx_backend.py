@@ -11,7 +11,7 @@ import pytest
 import torch
 from server_process import running_server
 
-from local_server.onnx_backend import load_onnx_backend
+from local_server.backends.onnx import load_onnx_backend
 from rerank_kit.scores import sigmoids
 
 QUERY = "which city is the capital of france"

@@ -69,7 +69,7 @@ def test_dry_run_shows_the_diff_and_writes_nothing(tmp_path: Path, capsys: pytes
     assert snapshot(root) == pristine
     assert "+++ b/rag/llm/rerank_model.py" in out and "+RerankKitRerank = _build_rerank_kit_class(Base)" in out
     assert f'+            "name": "{FACTORY_NAME}",' in out
-    assert "+++ b/rag/llm/rerank_kit_model.py" in out and "+++ b/rerank_kit/client.py" in out
+    assert "+++ b/rag/llm/rerank_kit_model.py" in out and "+++ b/rerank_kit/client/__init__.py" in out
     assert "nothing written" in out
 
 
@@ -79,7 +79,7 @@ def test_uninstall_dry_run_lists_and_keeps(tmp_path: Path, capsys: pytest.Captur
     installed = snapshot(root)
     assert install_ragflow(root, "--uninstall", "--dry-run") == 0
     out = capsys.readouterr().out
-    assert "restore rag/llm/rerank_model.py" in out and "remove rerank_kit/client.py" in out
+    assert "restore rag/llm/rerank_model.py" in out and "remove rerank_kit/client/__init__.py" in out
     assert snapshot(root) == installed
 
 

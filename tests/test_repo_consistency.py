@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from local_server.settings import Settings
-from rerank_kit import DEFAULT_PORT
 from rerank_kit.cli import COMMANDS, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,12 +20,6 @@ def test_every_setting_is_documented(name: str) -> None:
     assert variable in (ROOT / "docs" / "server.md").read_text(), f"{variable} missing from docs/server.md"
     if name != "cache_dir":
         assert variable in (ROOT / "conf" / "server.env.example").read_text()
-
-
-def test_default_port_is_stated_consistently() -> None:
-    assert DEFAULT_PORT == 8086
-    for doc in ("README.md", "docs/server.md", "conf/server.env.example", "conf/docker-compose.server.yml"):
-        assert str(DEFAULT_PORT) in (ROOT / doc).read_text(), doc
 
 
 @pytest.mark.parametrize("script", sorted((ROOT / "scripts").glob("*.sh")), ids=lambda p: p.name)

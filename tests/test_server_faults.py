@@ -31,11 +31,12 @@ def serve_in_process(model_dir: Path, **settings_values: Any) -> Iterator[str]:
     import uvicorn
 
     from local_server.app import create_app
+    from local_server.backends import load_backend
     from local_server.engine import RerankEngine
     from local_server.settings import Settings
 
     settings = Settings(model=str(model_dir), offline=True, **settings_values)
-    engine = RerankEngine.load(settings)
+    engine = RerankEngine(load_backend(settings), settings)
     encode, logits = engine.encode, engine.logits
     poison, bulky = (engine.tokenizer.convert_tokens_to_ids(word) for word in (POISON, BULKY))
 

@@ -25,10 +25,10 @@ def core_of(files: dict) -> dict[str, bytes]:
 def test_both_integrations_vendor_by_the_same_rule() -> None:
     dify = core_of(difypkg.plugin_root_files())
     ragflow = core_of(deployment.runtime_files())
-    assert {"rerank_kit/__init__.py", "rerank_kit/client.py", "rerank_kit/errors.py",
+    assert {"rerank_kit/__init__.py", "rerank_kit/client/__init__.py", "rerank_kit/errors.py",
             "rerank_kit/protocol.py"} <= dify.keys()
     # The RAGFlow class calibrates with rerank_kit.scores: a hand-written list of files would have missed it.
-    assert {"rerank_kit/client.py", "rerank_kit/scores.py"} <= ragflow.keys()
+    assert {"rerank_kit/client/__init__.py", "rerank_kit/scores.py"} <= ragflow.keys()
     for files in (dify, ragflow):
         for rel, data in files.items():
             assert data == (vendor.REPO_ROOT / rel).read_bytes(), rel

@@ -1,7 +1,7 @@
 """`rerank-kit check URL [--api-key KEY] [--model M]`: validate a rerank server as the integrations do.
 
-Prints the client's CheckReport (reachable? auth accepted? a reranker? which model and limits?) and
-exits 0 only when the server is usable.
+Prints the client's CheckReport (reachable? which server, called how? auth accepted? a reranker? which
+model and limits?) and exits 0 only when the server is usable.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 import os
 
 from rerank_kit.client import CheckReport, RerankClient
-from rerank_kit.errors import AuthError, ConnectionFailedError, RerankError, RerankTimeoutError
+from rerank_kit.errors import AuthError, RerankError, RerankTimeoutError, TransportError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,12 +34,18 @@ def _auth_line(report: CheckReport, key_sent: bool) -> str:
     return "not reached"
 
 
+def _reachable(report: CheckReport) -> str:
+    if isinstance(report.error, RerankTimeoutError):
+        return "timed out"
+    return "no" if isinstance(report.error, TransportError) else "yes"
+
+
 def report_lines(report: CheckReport, *, key_sent: bool) -> list[str]:
     """The report as aligned `name  value` lines, then one OK/FAILED line."""
-    reachable = {ConnectionFailedError: "no", RerankTimeoutError: "timed out"}.get(type(report.error), "yes")
     rows = [
-        ("reachable", reachable),
-        ("dialect", report.dialect or "unknown"),
+        ("reachable", _reachable(report)),
+        ("server", report.server or "unknown"),
+        ("wire", report.wire.description if report.wire else "not established"),
         ("auth", _auth_line(report, key_sent)),
         ("reranker", _yes_no(report.is_reranker)),
         ("model", report.model or ", ".join(report.served_models) or "unknown"),

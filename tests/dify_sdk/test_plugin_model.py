@@ -132,16 +132,39 @@ def test_no_authorization_header_without_a_key_and_bearer_with_one(rerank_model,
 
 @pytest.mark.parametrize(("response", "expected"), [
     (httpx.Response(401, json={"error": "bad key", "error_type": "auth"}), InvokeAuthorizationError),
+    (httpx.Response(403, json={"error": "forbidden", "error_type": "auth"}), InvokeAuthorizationError),
     (httpx.Response(429, json={"error": "busy", "error_type": "overloaded"}), InvokeRateLimitError),
+    # rerank-kit's answer when its queue is full: Dify must show "rate limited", not "server unavailable"
+    (httpx.Response(503, headers={"Retry-After": "1"}, json={"error": "queue full", "error_type": "overloaded"}),
+     InvokeRateLimitError),
+    (httpx.Response(503, json={"error": "shutting down", "error_type": "unavailable"}), InvokeServerUnavailableError),
     (httpx.Response(500, json={"error": "boom", "error_type": "server"}), InvokeServerUnavailableError),
     (httpx.Response(413, json={"error": "too many", "error_type": "too_many_documents"}), InvokeBadRequestError),
+    (httpx.Response(200, html="<html>a web page</html>"), InvokeBadRequestError),  # not a reranker
     (httpx.ConnectError("Connection refused"), InvokeConnectionError),
     (httpx.ReadTimeout("timed out"), InvokeConnectionError),
+    (httpx.RemoteProtocolError("Server disconnected without sending a response."), InvokeConnectionError),
 ])
 def test_client_errors_map_onto_dify_invoke_errors(rerank_model, credentials, server, response, expected) -> None:
     server["rerank"].mock(side_effect=[response])
     with pytest.raises(expected):
         rerank_model.invoke(MODEL, credentials, "query", DOCS)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"timeout": "soon"}, "timeout must be a number"),  # a configuration error
+    ({"server_url": "http://"}, "has no host"),  # a configuration error
+])
+def test_unusable_settings_at_invoke_are_bad_requests(rerank_model, credentials, change, message) -> None:
+    with respx.mock(), pytest.raises(InvokeBadRequestError, match=message):  # nothing may be sent
+        rerank_model.invoke(MODEL, {**credentials, **change}, "query", DOCS)
+
+
+def test_a_server_serving_no_reranker_is_a_bad_request(rerank_model, credentials, server) -> None:
+    server["info"].respond(json=info(model_type={"embedding": {}}))
+    with pytest.raises(InvokeBadRequestError, match="not a reranker"):
+        rerank_model.invoke(MODEL, credentials, "query", DOCS)
+    assert not server["rerank"].called
 
 
 def test_a_connection_error_keeps_the_clients_hint(rerank_model, credentials) -> None:
@@ -222,7 +245,7 @@ def test_nothing_is_printed_to_stdout(rerank_model, credentials, server, capfd) 
 def test_invokes_reuse_one_client_so_the_server_is_probed_once(rerank_model, credentials, server) -> None:
     for _ in range(3):
         rerank_model.invoke(MODEL, credentials, "query", DOCS, score_threshold=None, top_n=None)
-    assert server["info"].call_count == 1  # the dialect probe, once for the plugin's lifetime
+    assert server["info"].call_count == 1  # the detection probe, once for the plugin's lifetime
     assert server["rerank"].call_count == 3
     rerank_model.invoke(MODEL, {**credentials, "timeout": "7"}, "query", DOCS)  # new settings, new client
     assert server["info"].call_count == 2

@@ -25,11 +25,14 @@ from rerank_kit.client import RerankClient
 from rerank_kit.errors import (
     AuthError,
     BadRequestError,
-    ConnectionFailedError,
+    ConfigurationError,
+    InvalidInputError,
+    ModelNotServedError,
+    NotARerankerError,
     RateLimitError,
     RerankError,
-    RerankTimeoutError,
     ServerError,
+    TransportError,
 )
 
 DEFAULT_SERVER_URL = DOCKER_SERVER_URL
@@ -46,10 +49,10 @@ def _number(credentials: Mapping, key: str, default: float, kind: type[int] | ty
     try:
         value = kind(str(raw).strip())
     except ValueError:
-        raise BadRequestError(f"{key} must be a number, got {raw!r}",
-                              hint=f"enter a plain number such as {default:g}") from None
+        raise ConfigurationError(f"{key} must be a number, got {raw!r}",
+                                 hint=f"enter a plain number such as {default:g}") from None
     if value < 0:
-        raise BadRequestError(f"{key} must not be negative, got {raw!r}", hint=f"the default is {default:g}")
+        raise ConfigurationError(f"{key} must not be negative, got {raw!r}", hint=f"the default is {default:g}")
     return value
 
 
@@ -69,7 +72,7 @@ def _new_client(url: str, api_key: str | None, model: str | None, timeout: float
 
 
 # One client per configuration for the plugin's lifetime: it keeps its connection pool and the server's
-# detected dialect, so a rerank is one request instead of a dialect probe plus the rerank.
+# detected kind and wire format, so a rerank is one request instead of a detection probe plus the rerank.
 _shared_client = functools.lru_cache(maxsize=32)(_new_client)
 
 
@@ -80,7 +83,7 @@ def client_for(model: str | None, credentials: Mapping) -> RerankClient:
 
 def _text_of(content: MultiModalContent) -> str:
     if content.content_type != MultiModalContentType.TEXT:
-        raise BadRequestError(
+        raise InvalidInputError(
             f"{content.content_type.value} content cannot be reranked",
             hint="rerank-kit serves a text cross-encoder: send text contents only",
         )
@@ -157,10 +160,13 @@ class LocalRerankModel(RerankModel):
 
     @property
     def _invoke_error_mapping(self) -> dict[type[InvokeError], list[type[Exception]]]:
+        """The client's error families onto Dify's. A 503 with Retry-After is a RateLimitError (Dify: rate limited);
+        what the user must fix (settings, input, a server that is no reranker or lacks the model) is a bad request."""
         return {
-            InvokeConnectionError: [ConnectionFailedError, RerankTimeoutError],
+            InvokeConnectionError: [TransportError],
             InvokeServerUnavailableError: [ServerError],
             InvokeRateLimitError: [RateLimitError],
             InvokeAuthorizationError: [AuthError],
-            InvokeBadRequestError: [BadRequestError],
+            InvokeBadRequestError: [BadRequestError, ConfigurationError, InvalidInputError, NotARerankerError,
+                                    ModelNotServedError],
         }

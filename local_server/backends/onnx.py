@@ -1,6 +1,9 @@
 """Opt-in fast CPU path: the model exported to ONNX once, fused by ONNX Runtime's transformer optimiser,
 optionally int8 dynamically quantised, cached on disk and scored with an onnxruntime session.
 
+Serving needs only the tokenizer, the config and the cached export: no torch model is built unless the
+export is missing, and then only the export's own (fp32, eager attention, on the CPU, freed once exported).
+
 The export uses torch.onnx (TorchScript exporter) plus onnxruntime's own optimiser and quantiser rather
 than optimum: optimum's ONNX package pins transformers < 4.58, which would downgrade the server's
 transformers. The cache key covers the model folder, its weights' size and mtime, the quantisation,
@@ -20,12 +23,31 @@ from typing import Literal
 
 import numpy as np
 
-log = logging.getLogger("rerank_kit.onnx")
+from local_server.backends import LoadedModel, explain_load_failure, require_one_logit
+from local_server.settings import Settings
+
+log = logging.getLogger(__name__)
 
 Quantize = Literal["none", "int8"]
 _OPSET = 17
 _EXPORT_RECIPE = 1  # bump when the export/fuse/quantise steps change, so old caches are not reused
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")
+
+
+def load(settings: Settings) -> LoadedModel:
+    """The tokenizer and config, and the export's session: on the CPU, whatever RERANK_DEVICE says (the
+    session has only the CPU provider), in the export's precision rather than RERANK_FP16's."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    with explain_load_failure(settings.model):
+        config = AutoConfig.from_pretrained(settings.model)
+        tokenizer = AutoTokenizer.from_pretrained(settings.model)  # as FlagReranker loads it
+    require_one_logit(settings.model, config)
+    if settings.device not in ("auto", "cpu"):
+        log.warning("the onnx backend runs on the CPU; RERANK_DEVICE=%s does not apply", settings.device)
+    backend = load_onnx_backend(settings.model, quantize=settings.onnx_quantize, threads=settings.threads,
+                                cache_dir=settings.cache_dir)
+    return LoadedModel(backend, tokenizer, "cpu", "int8" if settings.onnx_quantize == "int8" else "float32")
 
 
 class OnnxBackend:
@@ -53,18 +75,31 @@ class OnnxBackend:
         return out.reshape(-1).astype(np.float32, copy=False)
 
 
-def load_onnx_backend(model_dir: str, *, quantize: Quantize, threads: int | None, cache_dir: Path) -> OnnxBackend:
-    """Export `model_dir` on first use (cached under `cache_dir`), then open it for scoring."""
+def load_onnx_backend(model: str, *, quantize: Quantize, threads: int | None, cache_dir: Path) -> OnnxBackend:
+    """Open the export of `model` (a local folder, or a hub id already fetched) cached under `cache_dir`,
+    exporting it on first use."""
     if quantize not in ("none", "int8"):
         raise ValueError(f"quantize must be 'none' or 'int8', not {quantize!r}")
-    target = Path(cache_dir) / "onnx" / _cache_key(Path(model_dir), quantize)
-    model_path = target / "model.onnx"
+    model_path = _export_dir(model, quantize, cache_dir) / "model.onnx"
     if model_path.is_file():
         log.info("using cached ONNX model %s", model_path)
     else:
-        log.info("exporting %s to ONNX (%s), once; cached at %s", model_dir, quantize, target)
-        _build(Path(model_dir), quantize, target)
+        log.info("exporting %s to ONNX (%s), once; cached under %s", model, quantize, Path(cache_dir) / "onnx")
+        model_path = _build(model, quantize, cache_dir)
     return OnnxBackend(model_path, threads=threads)
+
+
+def _export_dir(model: str, quantize: Quantize, cache_dir: Path) -> Path:
+    return Path(cache_dir) / "onnx" / _cache_key(_local_model_dir(model), quantize)
+
+
+def _local_model_dir(model: str) -> Path:
+    """The model's folder on disk (a local path, or its snapshot in the Hugging Face cache)."""
+    if os.path.isdir(model):
+        return Path(model)
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(model, local_files_only=True))
 
 
 def _cache_key(model_dir: Path, quantize: Quantize) -> str:
@@ -81,13 +116,16 @@ def _cache_key(model_dir: Path, quantize: Quantize) -> str:
     return f"{resolved.name}-{quantize}-{digest.hexdigest()[:16]}"
 
 
-def _build(model_dir: Path, quantize: Quantize, target: Path) -> None:
-    """Export, fuse and (for int8) quantise into a temporary folder, then move it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as scratch:
+def _build(model: str, quantize: Quantize, cache_dir: Path) -> Path:
+    """Export, fuse and (for int8) quantise in a scratch folder, then move it into place; its model.onnx."""
+    root = Path(cache_dir) / "onnx"
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".export-") as scratch:
         work = Path(scratch)
         exported, fused = work / "exported.onnx", work / "fused.onnx"
-        model_type, num_heads, hidden_size = _export(model_dir, exported)
+        model_type, num_heads, hidden_size = _export(model, exported)
+        # keyed only now: building the torch model fetched any weights a hub model's snapshot lacked
+        target = _export_dir(model, quantize, cache_dir)
         _fuse(exported, fused, model_type=model_type, num_heads=num_heads, hidden_size=hidden_size)
         final = work / "out" / "model.onnx"
         final.parent.mkdir()
@@ -105,9 +143,10 @@ def _build(model_dir: Path, quantize: Quantize, target: Path) -> None:
         except OSError:  # another process finished the same export first
             if not (target / "model.onnx").is_file():
                 raise
+    return target / "model.onnx"
 
 
-def _export(model_dir: Path, path: Path) -> tuple[str, int, int]:
+def _export(model: str, path: Path) -> tuple[str, int, int]:
     """torch.onnx export with dynamic batch and sequence axes; returns the optimiser's model facts.
 
     The TorchScript exporter (dynamo=False) and eager attention on purpose: onnxruntime's optimiser
@@ -117,8 +156,10 @@ def _export(model_dir: Path, path: Path) -> tuple[str, int, int]:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="eager").float().eval()
+    with explain_load_failure(model):  # a folder or snapshot without weights fails only here
+        tokenizer = AutoTokenizer.from_pretrained(model)
+        torch_model = AutoModelForSequenceClassification.from_pretrained(model, attn_implementation="eager")
+    torch_model = torch_model.float().eval()
     sample = tokenizer(["a query", "another query"], ["a passage to score", "a second passage"],
                        padding=True, return_tensors="pt")
     # positional order of the model's forward(): input_ids, attention_mask, token_type_ids
@@ -128,9 +169,9 @@ def _export(model_dir: Path, path: Path) -> tuple[str, int, int]:
         # tracing warns about shape checks it freezes; the axes that vary are declared dynamic above
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message="Exporting aten::index operator")
-        torch.onnx.export(model, tuple(sample[n] for n in names), str(path), input_names=names,
+        torch.onnx.export(torch_model, tuple(sample[n] for n in names), str(path), input_names=names,
                           output_names=["logits"], dynamic_axes=axes, opset_version=_OPSET, dynamo=False)
-    config = model.config
+    config = torch_model.config
     model_type = "bert" if config.model_type in ("bert", "xlm-roberta", "roberta") else config.model_type
     return model_type, config.num_attention_heads, config.hidden_size
 

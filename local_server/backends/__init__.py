@@ -1,0 +1,83 @@
+"""Model backends: what runs the forward pass over one padded batch, and the one place that loads it.
+
+The engine (tokenisation, padding) never knows which backend scores its batches, as TEI's router does
+not know its backends: `load_backend` decides device, dtype and backend once, at start.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from local_server.settings import Settings
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+
+class Backend(Protocol):
+    def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """int64 [B, T] arrays (input_ids, attention_mask, token_type_ids?) -> float32 [B] raw logits."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """What the engine needs from a loaded model; `device` and `dtype` are what /info reports."""
+
+    backend: Backend
+    tokenizer: PreTrainedTokenizerBase
+    device: str
+    dtype: str
+
+
+class ModelLoadError(RuntimeError):
+    """The model could not be loaded; the message is one line a user can act on."""
+
+
+def load_backend(settings: Settings) -> LoadedModel:
+    """The model RERANK_MODEL names, loaded once for RERANK_BACKEND; ModelLoadError when it cannot be."""
+    if settings.offline:  # before huggingface_hub is first imported: it reads these once
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    import torch
+
+    if settings.threads:
+        torch.set_num_threads(settings.threads)  # the torch forward pass, or the one-time ONNX export
+    if settings.backend == "onnx":
+        from local_server.backends import onnx
+
+        return onnx.load(settings)
+    from local_server.backends import torch as torch_backend
+
+    return torch_backend.load(settings)
+
+
+def require_one_logit(model: str, config: Any) -> None:
+    """Refuse a model whose head does not give one relevance logit per pair (a classifier, an LLM)."""
+    if getattr(config, "num_labels", 1) != 1:
+        raise ModelLoadError(
+            f"{model} has {config.num_labels} output labels; rerank-kit serves "
+            "cross-encoders with one relevance logit (e.g. BAAI/bge-reranker-*)."
+        )
+
+
+@contextmanager
+def explain_load_failure(model: str) -> Iterator[None]:
+    """What from_pretrained raises for a missing, partial or unreadable model becomes ModelLoadError's one
+    line, saying what is missing and how to provide it (no traceback reaches the user)."""
+    try:
+        yield
+    except (OSError, ValueError, ImportError) as exc:
+        where = "is not a local folder with config.json" if not os.path.isdir(model) else "could not be loaded"
+        raise ModelLoadError(
+            f"cannot load model {model!r}: it {where} and could not be fetched from the Hugging Face Hub "
+            f"({type(exc).__name__}). Point RERANK_MODEL at a local folder holding the model "
+            f"(e.g. RERANK_MODEL=/models/bge-reranker-v2-m3, fetched once with "
+            f"`huggingface-cli download BAAI/bge-reranker-v2-m3 --local-dir /models/bge-reranker-v2-m3`)."
+        ) from exc

@@ -1,0 +1,73 @@
+"""The default backend: PyTorch under inference_mode, on the chosen device, fp16 on CUDA.
+
+The model is loaded through FlagEmbedding's FlagReranker, so every model it loads works the same; the
+engine tokenises exactly as its compute_score does, and the tests pin the scores to compute_score's.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from local_server.backends import LoadedModel, explain_load_failure, require_one_logit
+from local_server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class TorchBackend:
+    """Plain PyTorch forward under inference_mode."""
+
+    def __init__(self, model, device: str) -> None:
+        import torch
+
+        self._torch = torch
+        self._model = model
+        self._device = device
+
+    def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        torch = self._torch
+        inputs = {name: torch.from_numpy(array).to(self._device) for name, array in batch.items()}
+        with torch.inference_mode():
+            out = self._model(**inputs, return_dict=True).logits
+        return out.view(-1).float().cpu().numpy()
+
+
+def resolve_device(requested: str) -> str:
+    """auto -> cuda, else mps, else cpu (FlagReranker's order, restricted to one device)."""
+    if requested != "auto":
+        return requested
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda:0"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def use_fp16(requested: bool | None, device: str) -> bool:
+    """fp16 by default on CUDA only; never on a CPU, where LayerNorm has no Half kernel."""
+    fp16 = requested if requested is not None else device.startswith("cuda")
+    if fp16 and device == "cpu":
+        log.warning("fp16 is not supported on CPU (LayerNorm has no Half kernel); using fp32")
+        return False
+    return fp16
+
+
+def load(settings: Settings) -> LoadedModel:
+    """FlagReranker's model and tokenizer, the model moved to its device (in fp16 there when asked) once."""
+    from FlagEmbedding import FlagReranker
+
+    device = resolve_device(settings.device)
+    fp16 = use_fp16(settings.fp16, device)
+    with explain_load_failure(settings.model):
+        reranker = FlagReranker(
+            settings.model, use_fp16=fp16, devices=[device], max_length=settings.max_length,
+            query_max_length=settings.effective_query_max_length,
+        )
+    require_one_logit(settings.model, reranker.model.config)
+    model = reranker.model.half() if fp16 else reranker.model
+    model.to(device).eval()
+    return LoadedModel(TorchBackend(model, device), reranker.tokenizer, device, "float16" if fp16 else "float32")
