@@ -119,7 +119,7 @@ class RerankEngine:
                     f"document {doc} has {len(q_ids) + len(ids) + self._special_tokens} tokens with the query; "
                     f"the maximum is {self.max_length} (send truncate=true to cut it)"
                 )
-            for window in self._windows(ids, doc_budget, max_chunks_per_doc, direction):
+            for window in document_windows(ids, doc_budget, max_chunks_per_doc, direction):
                 item = prepare_for_model_compat(tok, q_ids, window, truncation="only_second",
                                                 max_length=self.max_length, padding=False)
                 types = item.get("token_type_ids") if self._with_token_types else None
@@ -156,16 +156,6 @@ class RerankEngine:
                 ids[i] = tokenizer(original, **kwargs)["input_ids"]
         return ids
 
-    @staticmethod
-    def _windows(ids: list[int], size: int, max_chunks: int, direction: TruncationDirection) -> list[list[int]]:
-        """One window (truncated per `direction`), or up to max_chunks windows overlapping by a quarter."""
-        if len(ids) <= size:
-            return [ids]
-        if max_chunks <= 1:
-            return [ids[-size:]] if direction == "left" else [ids[:size]]
-        stride = max(1, size - size // 4)
-        count = min(max_chunks, 1 + math.ceil((len(ids) - size) / stride))
-        return [ids[i * stride:i * stride + size] for i in range(count)]
 
     # -- scoring -----------------------------------------------------------------------------------
 
@@ -186,3 +176,13 @@ class RerankEngine:
             batch["token_type_ids"] = types
         return self.backend.logits(batch)
 
+
+def document_windows(ids: list[int], size: int, max_chunks: int, direction: TruncationDirection) -> list[list[int]]:
+    """One window (truncated per `direction`), or up to max_chunks windows overlapping by a quarter."""
+    if len(ids) <= size:
+        return [ids]
+    if max_chunks <= 1:
+        return [ids[-size:]] if direction == "left" else [ids[:size]]
+    stride = max(1, size - size // 4)
+    count = min(max_chunks, 1 + math.ceil((len(ids) - size) / stride))
+    return [ids[i * stride:i * stride + size] for i in range(count)]

@@ -100,7 +100,7 @@ def docker_plan(root: Path, read_original: ReadOriginal, server_url: str = DOCKE
         "The web UI is built into the image: it lists a new factory only after a front-end change "
         f"({WEB_LLM_CONSTANTS}) and an image rebuild. Without that, add the model through the HTTP API "
         "(docs/ragflow.md) or use the zero-code path: the built-in HuggingFace (TEI) or "
-        "OpenAI-API-Compatible factory with base URL http://host.docker.internal:8086."
+        f"OpenAI-API-Compatible factory with base URL {DOCKER_SERVER_URL}."
     )
     return plan
 

@@ -85,7 +85,7 @@ def _print_next_steps(plan: deployment.Plan) -> None:
         print(f"  1. Restart RAGFlow with the override: {plan.compose_command}")
     else:
         print("  1. Restart RAGFlow (the API server and the task executors).")
-    print(f"  2. Model providers -> {factory}: base URL of the server (http://host.docker.internal:8086 "
+    print(f"  2. Model providers -> {factory}: base URL of the server ({deployment.DOCKER_SERVER_URL} "
           "from Docker); then pick a model as the Rerank model, or use rerank_id "
           f"'BAAI/bge-reranker-v2-m3@{factory}' in the API.")
     for note in plan.notes:

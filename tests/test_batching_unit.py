@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from local_server.batcher import plan_batches
-from local_server.engine import RerankEngine
+from local_server.engine import document_windows
 
 
 def test_batches_are_length_sorted_and_fit_the_token_budget() -> None:
@@ -32,7 +32,7 @@ def test_batch_size_cap_and_oversized_items() -> None:
 )
 def test_windows_overlap_by_a_quarter(length: int, size: int, chunks: int, expected_starts: list[int]) -> None:
     ids = list(range(length))
-    windows = RerankEngine._windows(ids, size, chunks, "right")
+    windows = document_windows(ids, size, chunks, "right")
     assert [w[0] for w in windows] == expected_starts
     assert all(len(w) == min(size, length - w[0]) for w in windows)
     if chunks > 1 and length > size and len(expected_starts) < chunks:
@@ -41,5 +41,5 @@ def test_windows_overlap_by_a_quarter(length: int, size: int, chunks: int, expec
 
 def test_single_window_truncation_direction() -> None:
     ids = list(range(10))
-    assert RerankEngine._windows(ids, 4, 1, "right") == [[0, 1, 2, 3]]
-    assert RerankEngine._windows(ids, 4, 1, "left") == [[6, 7, 8, 9]]
+    assert document_windows(ids, 4, 1, "right") == [[0, 1, 2, 3]]
+    assert document_windows(ids, 4, 1, "left") == [[6, 7, 8, 9]]

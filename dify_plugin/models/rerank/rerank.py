@@ -35,7 +35,6 @@ from rerank_kit.errors import (
     TransportError,
 )
 
-DEFAULT_SERVER_URL = DOCKER_SERVER_URL
 DEFAULT_TIMEOUT_SECONDS = 60.0
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_CONTEXT_SIZE = 512
@@ -59,7 +58,7 @@ def _number(credentials: Mapping, key: str, default: float, kind: type[int] | ty
 def _client_settings(model: str | None, credentials: Mapping) -> tuple[str, str | None, str | None, float, int]:
     """The shared client's settings from the credential form (Dify sends every value as a string)."""
     return (
-        str(credentials.get("server_url") or DEFAULT_SERVER_URL),
+        str(credentials.get("server_url") or DOCKER_SERVER_URL),
         credentials.get("api_key") or None,
         model or None,
         float(_number(credentials, "timeout", DEFAULT_TIMEOUT_SECONDS, float)),
