@@ -16,7 +16,7 @@ TORCH_CONSTRAINT := requirements/torch-cpu.txt
 PIP_TOOLS := pip-tools==7.6.2
 COMPILE := --quiet --strip-extras --no-emit-index-url --no-emit-find-links
 
-.PHONY: run test lint bench soak lock drift package-dify install-dify install-ragflow clean
+.PHONY: run test lint bench soak lock drift package-dify package-dify-offline install-dify install-ragflow clean
 
 require-py = @test -n "$(1)" || { echo "Python $(2) not found: set PY$(subst .,,$(2))=/path/to/python$(2)"; exit 1; }
 
@@ -93,6 +93,10 @@ soak: $(VENV)/.installed
 
 package-dify: $(VENV)/.installed
 	$(VENV)/bin/rerank-kit package-dify -o dist/
+
+# The same with its dependencies as wheels inside, for a Dify that reaches no package index (docs/dify.md).
+package-dify-offline: $(VENV)/.installed
+	$(VENV)/bin/rerank-kit package-dify --offline -o dist/
 
 # Build the plugin and prepare Dify; DIFY_DOCKER=/path/to/dify/docker also sets it up (see docs/dify.md).
 install-dify: $(VENV)/.installed

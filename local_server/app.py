@@ -10,11 +10,13 @@ an unexpected exception into one log record and a typed 500.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
@@ -22,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from local_server.batcher import Batcher
@@ -118,18 +121,38 @@ async def unless_disconnected(request: Request, work: Awaitable[_T]) -> _T:
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_disconnect(request))
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         watcher.cancel()
-    if task.done():
+        if not task.done():  # the client left, or this handler itself was cancelled (shutdown)
+            task.cancel()
+    if task in done:
         return task.result()
-    task.cancel()
     raise ClientGoneError
 
 
 async def _disconnect(request: Request) -> None:
     while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+@dataclass
+class Traffic:
+    """Requests being answered now (counted from their first byte, on the event loop), and the drain flag."""
+
+    in_flight: int = 0
+    draining: bool = False
+
+    def drain(self, seconds: float, batcher: Batcher) -> None:
+        """SIGTERM: let the requests in flight finish for up to `seconds`, then fail the rest (503).
+
+        Blocks: `rerank-kit serve` runs it in a thread of its own while uvicorn stops accepting.
+        """
+        self.draining = True
+        deadline = time.monotonic() + seconds
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
+        batcher.close("the server is shutting down and could not finish this request in time")
 
 
 class GuardMiddleware:
@@ -140,8 +163,9 @@ class GuardMiddleware:
     logs the traceback a second time and drops the keep-alive connection).
     """
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, api_key: bytes | None, public: frozenset[str]) -> None:
-        self.app, self.metrics, self.api_key, self.public = app, metrics, api_key, public
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, traffic: Traffic, api_key: bytes | None,
+                 public: frozenset[str]) -> None:
+        self.app, self.metrics, self.traffic, self.api_key, self.public = app, metrics, traffic, api_key, public
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -149,6 +173,7 @@ class GuardMiddleware:
             return
         started = time.perf_counter()
         status: int | None = None
+        self.traffic.in_flight += 1
 
         async def send_and_note(message: Message) -> None:
             nonlocal status
@@ -164,13 +189,14 @@ class GuardMiddleware:
                 await unauthorized.response()(scope, receive, send_and_note)
             else:
                 await self.app(scope, receive, send_and_note)
-        except ClientGoneError:
+        except (ClientGoneError, ClientDisconnect):  # gone before its answer: during the upload, or after
             status = CLIENT_CLOSED_REQUEST
         except Exception as exc:
             log.exception("unexpected error answering %s %s", scope["method"], scope["path"])
             if status is None:
                 await api_error(exc).response()(scope, receive, send_and_note)
         finally:
+            self.traffic.in_flight -= 1
             self.metrics.observe(_route_label(scope), status or CLIENT_CLOSED_REQUEST, time.perf_counter() - started)
 
     def _authorized(self, scope: Scope) -> bool:
@@ -210,15 +236,16 @@ def create_app(settings: Settings, engine: RerankEngine) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         batcher.start()
         yield
-        batcher.stop()
+        await asyncio.to_thread(batcher.stop)  # joins the inference thread: never on the event loop
         scorer.close()
 
     app = FastAPI(title="rerank-kit", version=__version__, lifespan=lifespan,
                   description="A local cross-encoder reranker speaking TEI, Cohere v1/v2, Jina and "
                               "OpenAI-compatible rerank dialects.")
-    app.state.drain = scorer.drain  # `rerank-kit serve` calls it on SIGTERM
-    app.add_middleware(GuardMiddleware, metrics=metrics, api_key=api_key,  # type: ignore[arg-type]
-                       public=frozenset(settings.public_routes))
+    traffic = Traffic()
+    app.state.drain = functools.partial(traffic.drain, batcher=batcher)  # `rerank-kit serve`, on SIGTERM
+    app.add_middleware(GuardMiddleware, metrics=metrics, traffic=traffic,  # type: ignore[arg-type]
+                       api_key=api_key, public=frozenset(settings.public_routes))
 
     for expected in EXPECTED:
         app.add_exception_handler(expected, answer_error)
@@ -296,17 +323,19 @@ def create_app(settings: Settings, engine: RerankEngine) -> FastAPI:
     @app.get("/health", tags=["meta"], response_class=Response,
              responses={200: {"description": "ready (empty body)"}, **_META_ERRORS, **error_responses(503)})
     async def health() -> Response:
-        if scorer.draining or not batcher.alive:
-            raise ApiError(ErrorType.UNHEALTHY, "the server is shutting down" if scorer.draining
+        if traffic.draining or not batcher.alive:
+            raise ApiError(ErrorType.UNHEALTHY, "the server is shutting down" if traffic.draining
                            else "the inference thread is not running")
         return Response(status_code=200)
 
+    # What one request may carry: documents, and pairs (one per document without windows) within the queue.
+    documents_per_request = min(settings.max_docs, settings.effective_max_pairs_per_request)
     info = ServerInfo(
         model_id=model_id, model_dtype=engine.dtype,
         model_type={"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}},
         max_concurrent_requests=settings.max_queue_pairs, max_input_length=settings.max_length,
-        max_batch_tokens=engine.batch_tokens, max_client_batch_size=settings.max_docs,
-        version=__version__, server="rerank-kit", max_docs=settings.max_docs,
+        max_batch_tokens=engine.batch_tokens, max_client_batch_size=documents_per_request,
+        version=__version__, server="rerank-kit", max_docs=documents_per_request,
         query_max_length=settings.effective_query_max_length, device=engine.device, score_transform="sigmoid",
     )
 

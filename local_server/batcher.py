@@ -68,6 +68,7 @@ class _Job:
     remaining: int = field(init=False)
     taken: int = 0  # pairs handed to rounds so far (they are taken in order)
     finished: bool = False  # resolved, failed or abandoned: its other pairs must not run
+    abandoned: bool = False  # its client went away (the future was cancelled)
 
     def __post_init__(self) -> None:
         self.logits = np.empty(len(self.pairs), dtype=np.float32)
@@ -75,7 +76,8 @@ class _Job:
         # Set on the event loop when the future is cancelled (the client went away); read by the thread.
         self.future.add_done_callback(self._on_done)
 
-    def _on_done(self, _: asyncio.Future) -> None:
+    def _on_done(self, future: asyncio.Future) -> None:
+        self.abandoned = future.cancelled()
         self.finished = True
 
     @property
@@ -177,12 +179,12 @@ class Batcher:
     async def logits(self, pairs: Sequence[EncodedPair]) -> np.ndarray:
         if not pairs:
             return np.empty(0, dtype=np.float32)
-        if not self.alive:
-            raise BatcherStoppedError("the server is shutting down" if self._closed
-                                      else "the inference thread is not running")
         loop = asyncio.get_running_loop()
         job = _Job(pairs, loop.create_future(), loop)
-        with self._cond:
+        with self._cond:  # checked under the lock: close() and the thread's exit also hold it
+            if not self.alive:
+                raise BatcherStoppedError("the server is shutting down" if self._closed
+                                          else "the inference thread is not running")
             if self._queued_pairs + len(pairs) > self.max_queue_pairs:
                 raise OverloadedError(f"{self._queued_pairs} pairs are already waiting")
             self._jobs.append(job)
@@ -193,13 +195,14 @@ class Batcher:
     # -- the inference thread ----------------------------------------------------------------------
 
     def _loop(self) -> None:
-        while True:
-            taken = self._next_round()
-            if taken is None:
-                return
-            self._run_round(taken)
-            with self._cond:
-                self._in_round = set()
+        try:
+            while (taken := self._next_round()) is not None:
+                self._run_round(taken)
+                with self._cond:
+                    self._in_round = set()
+        except Exception:  # a bug here must not leave requests waiting forever
+            log.exception("the inference thread failed")
+            self.close("the inference thread failed; see the server log")
 
     def _next_round(self) -> list[tuple[_Job, int]] | None:
         """Wait for work; give a lone small request `max_wait_ms` to gain company; fill the round from the
@@ -223,7 +226,8 @@ class Batcher:
             rotated: list[_Job] = []
             while self._jobs and tokens < budget:
                 job = self._jobs.popleft()
-                picked = job.take(min(budget // _SLICES, budget - tokens))
+                alone = not self._jobs and not rotated  # nobody else waits: the rest of the round is its
+                picked = job.take(budget - tokens if alone else min(budget // _SLICES, budget - tokens))
                 taken += [(job, i) for i in picked]
                 tokens += sum(len(job.pairs[i]) for i in picked)
                 self._queued_pairs -= len(picked)
@@ -240,7 +244,7 @@ class Batcher:
         for job in [j for j in self._jobs if j.finished]:
             self._jobs.remove(job)
             self._queued_pairs -= job.untaken
-            self.stats.abandoned_pairs += job.untaken
+            self.stats.abandoned_pairs += job.untaken if job.abandoned else 0
 
     def _fail_waiting(self, reason: str) -> None:
         while self._jobs:
@@ -251,7 +255,7 @@ class Batcher:
         pairs = [job.pairs[i] for job, i in taken]
         for batch in plan_batches([len(p) for p in pairs], self.max_batch_tokens, self.max_batch_size):
             live = [index for index in batch if not taken[index][0].finished]
-            self.stats.abandoned_pairs += len(batch) - len(live)
+            self.stats.abandoned_pairs += sum(1 for index in batch if taken[index][0].abandoned)
             if live:
                 self._run_isolated(live, taken, pairs)
 

@@ -10,10 +10,12 @@ from types import FrameType
 
 import uvicorn
 
-# `?api_key=...`, `&token=...`, `Authorization: Bearer ...`: whatever a client or a proxy puts in a URL or a
-# header line that reaches a log record (uvicorn's access log prints the full path with its query).
+# `?api_key=...`, `&token=...`, `"api_key": "..."`, `X-Api-Key: ...`, `Authorization: Bearer|Basic|Token ...`:
+# whatever a client or a proxy puts in a URL or a header line that reaches a log record (uvicorn's access
+# log prints the full path with its query).
 _CREDENTIAL = re.compile(
-    r"(?i)((?:api[_-]?key|access[_-]?token|token|key|secret|password)=)[^&\s\"']+|(bearer\s+)[^\s\"',]+")
+    r"(?i)(\b(?:x-)?(?:api[_-]?key|access[_-]?token|token|key|secret|password)\b[\"']?\s*[:=]\s*[\"']?)[^&\s\"',}]+"
+    r"|(\b(?:bearer|basic|token)\s+)[A-Za-z0-9._~+/=-]{6,}")
 _LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "local_server")
 
 
@@ -22,13 +24,24 @@ def redact(text: str) -> str:
 
 
 class RedactCredentials(logging.Filter):
-    """Rewrites a record's message so no credential reaches a handler, at any level."""
+    """Rewrites a record so no credential reaches a handler, at any level.
+
+    The arguments are redacted one by one and keep their shape: uvicorn's access formatter unpacks them.
+    A record that cannot be formatted is passed on untouched, for logging's own error report.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
+        try:
+            if isinstance(record.args, tuple):
+                record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+            elif isinstance(record.args, dict):
+                record.args = {k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()}
+            if isinstance(record.msg, str):
+                record.msg = redact(record.msg)
+            if record.exc_text:
+                record.exc_text = redact(record.exc_text)
+        except Exception:  # never let the filter break the caller's logging call
+            return True
         return True
 
 

@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(Path.home() / ".cache" / "rerank-kit", description="Where exported ONNX models go.")
     host: str = "0.0.0.0"
     port: int = DEFAULT_PORT
-    api_key: SecretStr | None = Field(None, description="If set, rerank routes need 'Authorization: Bearer KEY'.")
+    api_key: SecretStr | None = Field(
+        None, description="If set, every route but public_routes needs 'Authorization: Bearer KEY'.")
     offline: bool = Field(False, description="Never contact the Hugging Face Hub.")
     log_level: str = "info"
 

@@ -8,122 +8,45 @@ to it, against real rerank-kit servers on loopback.
 from __future__ import annotations
 
 import contextlib
-import itertools
-import json
-import os
-import queue
 import subprocess
 import threading
 import time
-import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from dify_stdio import (
+    DOCS,
+    PROVIDER,
+    QUERY,
+    PluginProcess,
+    credentials,
+    model_request,
+    ranking,
+    require_dify_python,
+    rerank_request,
+    server_ranking,
+    unpack,
+)
 from server_process import free_port, running_server
 
 from rerank_kit.commands import difypkg
 from rerank_kit.protocol import ErrorBody, ServerInfo
 
-PROVIDER = "local_reranker"
 SERVER_KEY = "e2e-secret-key"
-QUERY = "what is the capital of france"
-DOCS = ["the cat sat on the mat", "paris is the capital city of france", "rain and cloud today",
-        "python server client token batch"]
-REPLY_TIMEOUT = 60.0
-
-
-@dataclass
-class Reply:
-    """What the plugin answered in one session: stream payloads, or the error payload."""
-
-    streams: list[dict[str, Any]]
-    error: dict[str, Any] | None
-
-    @property
-    def data(self) -> dict[str, Any]:
-        assert self.error is None, f"plugin answered with an error: {self.error}"
-        assert len(self.streams) == 1, self.streams
-        return self.streams[0]
-
-
-class PluginProcess:
-    """A `python -m main` plugin process driven like Dify's plugin daemon over stdio."""
-
-    def __init__(self, python: str, root: Path, log: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-        self._stderr = log.open("w")
-        self.proc = subprocess.Popen([python, "-m", "main"], cwd=root, env={**env, "INSTALL_METHOD": "local"},
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
-        self._lines: queue.Queue[dict[str, Any]] = queue.Queue()
-        self._ids = itertools.count(1)
-        threading.Thread(target=self._read, daemon=True).start()
-        self.manifest = self._next(timeout=REPLY_TIMEOUT)
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            if raw.strip():
-                self._lines.put(json.loads(raw))
-
-    def _next(self, timeout: float) -> dict[str, Any]:
-        try:
-            return self._lines.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(f"no output from the plugin in {timeout}s (exit code {self.proc.poll()})") from None
-
-    def request(self, data: dict[str, Any]) -> Reply:
-        """Send one request line; collect this session's messages until its `end`."""
-        session_id = f"s{next(self._ids)}"
-        line = {"session_id": session_id, "event": "request", "conversation_id": None, "message_id": None,
-                "app_id": None, "endpoint_id": None, "context": {}, "data": {"user_id": "u1", **data}}
-        assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(line) + "\n").encode())
-        self.proc.stdin.flush()
-        streams, error = [], None
-        while True:
-            message = self._next(timeout=REPLY_TIMEOUT)
-            if message.get("event") != "session" or message.get("session_id") != session_id:
-                continue  # logs, heartbeats
-            kind, payload = message["data"]["type"], message["data"]["data"]
-            if kind == "end":
-                return Reply(streams, error)
-            if kind == "error":
-                error = payload
-            else:
-                streams.append(payload)
-
-    def stop(self) -> None:
-        self.proc.terminate()  # on stdin EOF the SDK keeps running: it must be signalled
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._stderr.close()
 
 
 @pytest.fixture(scope="module")
 def dify_python() -> str:
-    python = os.environ.get("RERANK_KIT_DIFY_PYTHON")
-    if not python:
-        pytest.fail("RERANK_KIT_DIFY_PYTHON is not set: point it at a Python 3.12 with dify-plugin 0.10.x "
-                    "(`make test` sets it to .venv-dify/bin/python)")
-    return python
+    return require_dify_python()
 
 
 @pytest.fixture(scope="module")
 def plugin_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The built .difypkg unpacked, as the daemon unpacks it into its working directory."""
-    package = difypkg.build(tmp_path_factory.mktemp("dist"))
-    root = tmp_path_factory.mktemp("plugin-root")
-    with zipfile.ZipFile(package.path) as archive:
-        archive.extractall(root)
-    return root
+    return unpack(difypkg.build(tmp_path_factory.mktemp("dist")).path, tmp_path_factory.mktemp("plugin-root"))
 
 
 @pytest.fixture(scope="module")
@@ -177,30 +100,6 @@ def unavailable_server(headers: dict[str, str]) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
-
-
-def credentials(server_url: str, api_key: str = "") -> dict[str, str]:
-    return {"server_url": server_url, "api_key": api_key, "timeout": "30", "max_retries": "1"}
-
-
-def model_request(action: str, model: str, creds: dict[str, str], **data: Any) -> dict[str, Any]:
-    return {"type": "model", "action": action, "provider": PROVIDER, "model_type": "rerank", "model": model,
-            "credentials": creds, **data}
-
-
-def rerank_request(model: str, creds: dict[str, str], *, top_n: int, score_threshold: float) -> dict[str, Any]:
-    return model_request("invoke_rerank", model, creds, query=QUERY, docs=DOCS, top_n=top_n,
-                         score_threshold=score_threshold)
-
-
-def server_ranking(base_url: str) -> list[tuple[int, float]]:
-    """(index, score) as the server itself ranks QUERY/DOCS, best first."""
-    body = httpx.post(f"{base_url}/rerank", json={"query": QUERY, "documents": DOCS}).json()
-    return [(r["index"], r["relevance_score"]) for r in body["results"]]
-
-
-def ranking(reply: Reply) -> list[tuple[int, float]]:
-    return [(doc["index"], doc["score"]) for doc in reply.data["docs"]]
 
 
 def test_the_packaged_client_is_the_one_the_plugin_imports(dify_python: str, plugin_root: Path) -> None:

@@ -170,6 +170,28 @@ def test_every_answer_is_counted_by_status(tiny_model_dir: Path) -> None:
             assert metric(url, f'rerank_requests_total{{route="/v1/rerank",status="{status}"}}', key) == 1, status
 
 
+def test_info_advertises_what_one_request_may_carry(limited) -> None:
+    """Clients split their documents by /info's max_docs: it must never exceed the pairs a request may make."""
+    info = httpx.get(f"{limited.base_url}/info").json()
+    assert info["max_docs"] == info["max_client_batch_size"] == 50  # max_pairs_per_request, below max_docs
+
+
+def test_a_client_gone_during_its_upload_is_counted_499_not_a_500(tiny_model_dir: Path, tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    with running_server_process(tiny_model_dir, log_file=log, log_level="info") as server:
+        port = int(server.base_url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"POST /v1/rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100000\r\n\r\n{\"query\": \"half a body")
+            time.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while metric(server.base_url, 'rerank_requests_total{route="/v1/rerank",status="499"}') < 1:
+            assert time.monotonic() < deadline, "the abandoned upload was never counted"
+            time.sleep(0.1)
+        assert metric(server.base_url, 'rerank_requests_total{route="/v1/rerank",status="500"}') == 0
+    assert "unexpected error" not in log.read_text()
+
+
 def test_405_names_the_allowed_methods(limited) -> None:
     response = httpx.get(f"{limited.base_url}/v1/rerank")
     assert response.status_code == 405 and response.headers["allow"] == "POST"
@@ -222,8 +244,9 @@ def test_the_key_never_reaches_a_log_line(tiny_model_dir: Path, tmp_path: Path) 
                           headers={"Authorization": f"Bearer {secret}"}).status_code == 200
         httpx.post(f"{url}/v1/rerank", json=body, headers={"Authorization": f"Bearer {secret}x"})
     text = log.read_text()
-    assert "POST /v1/rerank?api_key=*** HTTP/1.1" in text  # the access log is there, redacted
-    assert secret not in text
+    assert '"POST /v1/rerank?api_key=*** HTTP/1.1" 401' in text  # the access line, whole and redacted
+    assert '"POST /v1/rerank?token=***&x=1 HTTP/1.1" 200' in text
+    assert "Logging error" not in text and secret not in text
 
 
 def test_with_a_key_only_the_public_routes_are_open(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ sources in `dify_plugin/` and the `rerank_kit` modules those sources import (fou
 imports, never a fixed list). Validation follows what the daemon checks when it decodes a package
 (manifest fields and regexes, icons in `_assets/`, provider and model YAML schema, README.md) plus what
 the Python runner needs (sources present, every import installable from requirements.txt).
+`--offline` adds the requirements as wheels, for Dify deployments without a package index (wheels.py).
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from typing import Any
 
 import yaml
 
+from rerank_kit.commands import wheels
 from rerank_kit.commands.vendor import CORE_PACKAGE as CLIENT_PACKAGE
 from rerank_kit.commands.vendor import REPO_ROOT, imported_modules, module_file_in, module_name, vendored_core
 
 PLUGIN_SOURCES = "dify_plugin"
-MAX_UNCOMPRESSED_BYTES = 50 * 1024 * 1024  # the daemon's default PLUGIN_MAX_PACKAGE_SIZE
+MAX_UNCOMPRESSED_BYTES = 50 * wheels.MIB  # Dify's default PLUGIN_MAX_PACKAGE_SIZE (daemon: MAX_PLUGIN_PACKAGE_SIZE)
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same sources give the same bytes
 
 VERSION_RE = re.compile(r"^\d{1,4}(\.\d{1,4}){2}(-\w{1,16})?$")
@@ -64,6 +66,7 @@ class Package:
     path: Path
     identity: str  # author/name:version@checksum, as Dify names an installed package
     files: tuple[str, ...]
+    uncompressed: int  # what the daemon compares with MAX_PLUGIN_PACKAGE_SIZE; the upload is path's size
 
 
 # ---------------------------------------------------------------- .difyignore (gitignore subset)
@@ -118,19 +121,6 @@ def is_ignored(rel_path: str, patterns: list[IgnorePattern]) -> bool:
 
 # ---------------------------------------------------------------- imports
 
-def _normalise(dist: str) -> str:
-    return re.sub(r"[-_.]+", "_", dist).lower()
-
-
-def _requirement_names(text: str) -> set[str]:
-    names = set()
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line and not line.startswith("-"):
-            names.add(_normalise(re.split(r"[\s<>=!~;\[@]", line, maxsplit=1)[0]))
-    return names
-
-
 @functools.cache
 def _distributions() -> Mapping[str, list[str]]:
     return importlib.metadata.packages_distributions()
@@ -148,7 +138,7 @@ def _installed_closure(names: frozenset[str]) -> set[str]:
         for requirement in requires:
             if "extra ==" in requirement:
                 continue
-            dep = _normalise(re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0])
+            dep = wheels.normalise(re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0])
             if dep not in closure:
                 closure.add(dep)
                 pending.append(dep)
@@ -189,12 +179,19 @@ def identity(files: Mapping[str, bytes]) -> str:
     return f"{manifest['author']}/{manifest['name']}:{manifest['version']}@{checksum(files)}"
 
 
+def _too_large(what: str, size: int, max_size: int, files: Mapping[str, bytes]) -> PackageError:
+    largest = sorted(files, key=lambda p: len(files[p]), reverse=True)[:5]
+    advice = ("; an offline package for fewer platforms (--platform) is smaller, or raise Dify's "
+              "PLUGIN_MAX_PACKAGE_SIZE and --max-size" if any(p.startswith(wheels.WHEELS_DIR) for p in files) else "")
+    return PackageError([f"{what} {size} bytes ({size / wheels.MIB:.1f} MiB) exceeds {max_size}; largest: "
+                         + ", ".join(f"{p} ({len(files[p])} bytes)" for p in largest) + advice])
+
+
 def zip_bytes(files: Mapping[str, bytes], max_size: int = MAX_UNCOMPRESSED_BYTES) -> bytes:
+    """The package, refused when it or its content is over `max_size` (Dify checks the upload and the content)."""
     total = sum(len(data) for data in files.values())
     if total > max_size:
-        largest = sorted(files, key=lambda p: len(files[p]), reverse=True)[:5]
-        raise PackageError([f"uncompressed size {total} bytes exceeds {max_size}; largest: "
-                            + ", ".join(f"{p} ({len(files[p])} bytes)" for p in largest)])
+        raise _too_large("uncompressed size", total, max_size, files)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(files):
@@ -203,6 +200,8 @@ def zip_bytes(files: Mapping[str, bytes], max_size: int = MAX_UNCOMPRESSED_BYTES
             info.create_system = 3  # unix, so the permission bits below mean what they say
             info.external_attr = 0o644 << 16
             archive.writestr(info, files[path])
+    if buffer.tell() > max_size:  # wheels hardly compress: the zip can outgrow its content
+        raise _too_large("package size", buffer.tell(), max_size, files)
     return buffer.getvalue()
 
 
@@ -400,7 +399,7 @@ def _validate_provider(files: Mapping[str, bytes], path: str, problems: list[str
 
 
 def _validate_imports(files: Mapping[str, bytes], problems: list[str]) -> None:
-    requirements = _requirement_names(files.get("requirements.txt", b"").decode())
+    requirements = set(wheels.requirement_pins(files.get("requirements.txt", b"").decode()))
     if not requirements:
         problems.append("requirements.txt is missing or empty (the daemon installs the plugin's venv from it)")
     provided = _installed_closure(frozenset(requirements))
@@ -418,8 +417,8 @@ def _validate_imports(files: Mapping[str, bytes], problems: list[str]) -> None:
                 problems.append(f"{rel} imports {name}, which is not bundled")
             elif top in local or top in sys.stdlib_module_names or not top:
                 continue
-            elif _normalise(top) not in provided and not {
-                    _normalise(d) for d in distributions.get(top, [])} & provided:
+            elif wheels.normalise(top) not in provided and not {
+                    wheels.normalise(d) for d in distributions.get(top, [])} & provided:
                 problems.append(f"{rel} imports {top}, which requirements.txt does not install")
 
 
@@ -430,20 +429,33 @@ def validate(files: Mapping[str, bytes]) -> None:
     for provider_path in (manifest.get("plugins") or {}).get("models") or []:
         _validate_provider(files, provider_path, problems)
     _validate_imports(files, problems)
+    problems += wheels.offline_problems(files)
     if problems:
         raise PackageError(problems)
 
 
 # ---------------------------------------------------------------- command
 
-def build(output_dir: Path, root: Path = REPO_ROOT, max_size: int = MAX_UNCOMPRESSED_BYTES) -> Package:
-    """Assemble, validate and write `<output_dir>/<name>-<version>.difypkg`; re-read it to prove it."""
+def build(output_dir: Path, root: Path = REPO_ROOT, max_size: int = MAX_UNCOMPRESSED_BYTES,
+          offline: wheels.Offline | None = None) -> Package:
+    """Assemble, validate and write `<output_dir>/<name>-<version>.difypkg`; re-read it to prove it.
+
+    `offline` adds the wheels: `<name>-<version>-offline-<arch>[-<arch>].difypkg`.
+    """
     files = plugin_root_files(root)
-    validate(files)
+    validate(files)  # the sources first: no download for a plugin that cannot work
     manifest = yaml.safe_load(files["manifest.yaml"])
+    stem = f"{manifest['name']}-{manifest['version']}"
+    if offline:
+        platforms = offline.platforms or wheels.manifest_platforms(manifest)
+        files = wheels.offline_files(files, platforms, str(manifest["meta"]["runner"]["version"]), offline.cache,
+                                     offline.progress)
+        validate(files)
+        stem += "-offline-" + "-".join(dict.fromkeys(p.dify_arch for p in platforms))
+    data = zip_bytes(files, max_size)
     output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / f"{manifest['name']}-{manifest['version']}.difypkg"
-    path.write_bytes(zip_bytes(files, max_size))
+    path = output_dir / f"{stem}.difypkg"
+    path.write_bytes(data)
     return inspect(path, max_size)
 
 
@@ -451,7 +463,15 @@ def inspect(path: Path, max_size: int = MAX_UNCOMPRESSED_BYTES) -> Package:
     """Validate an existing .difypkg as the daemon would and return its identity."""
     files = read_package(path, max_size)
     validate(files)
-    return Package(path=path, identity=identity(files), files=tuple(files))
+    return Package(path=path, identity=identity(files), files=tuple(files),
+                   uncompressed=sum(map(len, files.values())))
+
+
+def _platform(tag: str) -> wheels.Platform:
+    try:
+        return wheels.Platform.parse(tag)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -462,16 +482,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", type=Path, metavar="FILE",
                         help="validate an existing .difypkg instead of building one")
     parser.add_argument("--max-size", type=int, default=MAX_UNCOMPRESSED_BYTES,
-                        help="uncompressed size cap in bytes (Dify's PLUGIN_MAX_PACKAGE_SIZE, default 50 MB)")
+                        help="size cap in bytes (Dify's PLUGIN_MAX_PACKAGE_SIZE, default 50 MiB)")
+    parser.add_argument("--offline", action="store_true",
+                        help="carry the requirements as wheels, for a Dify that reaches no package index")
+    parser.add_argument("--platform", type=_platform, action="append", default=[], metavar="PLATFORM",
+                        help="with --offline, repeatable: a wheel target like manylinux_2_28_x86_64 (default: "
+                             f"manylinux_2_{wheels.DEFAULT_GLIBC_MINOR}_<machine> for each manifest meta.arch)")
+    parser.add_argument("--wheel-cache", type=Path, default=wheels.default_cache(), metavar="DIR",
+                        help="with --offline: where downloaded wheels are kept (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.platform and not args.offline:
+        print("error: --platform needs --offline", file=sys.stderr)
+        return 2
+    offline = (wheels.Offline(tuple(args.platform), args.wheel_cache, lambda line: print(line, file=sys.stderr))
+               if args.offline else None)
     try:
         package = (inspect(args.check, args.max_size) if args.check
-                   else build(args.output, args.root, max_size=args.max_size))
-    except (PackageError, OSError, zipfile.BadZipFile) as error:
+                   else build(args.output, args.root, max_size=args.max_size, offline=offline))
+    except (PackageError, wheels.WheelError, OSError, zipfile.BadZipFile) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    size, mib = package.path.stat().st_size, wheels.MIB
+    print(f"{package.path.name}: {size} bytes ({size / mib:.1f} MiB), {package.uncompressed} bytes uncompressed; "
+          f"limit {args.max_size} ({args.max_size / mib:.1f} MiB)", file=sys.stderr)
     print(package.path)
     print(package.identity)
     return 0
