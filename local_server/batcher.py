@@ -67,12 +67,14 @@ class _Job:
     logits: np.ndarray = field(init=False)
     remaining: int = field(init=False)
     taken: int = 0  # pairs handed to rounds so far (they are taken in order)
+    untaken_tokens: int = field(init=False)  # tokens of the pairs not yet taken
     finished: bool = False  # resolved, failed or abandoned: its other pairs must not run
     abandoned: bool = False  # its client went away (the future was cancelled)
 
     def __post_init__(self) -> None:
         self.logits = np.empty(len(self.pairs), dtype=np.float32)
         self.remaining = len(self.pairs)
+        self.untaken_tokens = sum(len(p) for p in self.pairs)
         # Set on the event loop when the future is cancelled (the client went away); read by the thread.
         self.future.add_done_callback(self._on_done)
 
@@ -95,6 +97,7 @@ class _Job:
             picked.append(self.taken)
             tokens += width
             self.taken += 1
+        self.untaken_tokens -= tokens
         return picked
 
     def resolve(self, outcome: np.ndarray | BaseException) -> None:
@@ -227,9 +230,10 @@ class Batcher:
             while self._jobs and tokens < budget:
                 job = self._jobs.popleft()
                 alone = not self._jobs and not rotated  # nobody else waits: the rest of the round is its
+                before = job.untaken_tokens
                 picked = job.take(budget - tokens if alone else min(budget // _SLICES, budget - tokens))
                 taken += [(job, i) for i in picked]
-                tokens += sum(len(job.pairs[i]) for i in picked)
+                tokens += before - job.untaken_tokens
                 self._queued_pairs -= len(picked)
                 if job.untaken:
                     rotated.append(job)  # its next slice waits behind everyone else's
@@ -238,7 +242,7 @@ class Batcher:
             return taken
 
     def _waiting_tokens(self) -> int:
-        return sum(len(job.pairs[i]) for job in self._jobs for i in range(job.taken, len(job.pairs)))
+        return sum(job.untaken_tokens for job in self._jobs)
 
     def _drop_abandoned(self) -> None:
         for job in [j for j in self._jobs if j.finished]:

@@ -106,12 +106,12 @@ class RerankEngine:
         if len(documents) * max_chunks_per_doc > self.max_pairs:  # refuse before any tokenising
             raise TooMuchWorkError(self._too_much(len(documents) * max_chunks_per_doc))
         tok = self.tokenizer
-        q_ids = self._tokenize_capped(query, self.query_max_length)
+        q_ids = self._token_ids([query], self.query_max_length, from_end=False, exact=False)[0]
         budget = max(1, self.max_length - len(q_ids) - self._special_tokens)
         doc_budget = min(budget, max_tokens_per_doc or budget)
         whole = direction == "left" or max_chunks_per_doc > 1 or not truncate
         needed = budget * max_chunks_per_doc + 1 if whole else self.max_length
-        doc_ids = self._tokenize_documents(documents, needed, from_end=direction == "left", exact=whole)
+        doc_ids = self._token_ids(documents, needed, from_end=direction == "left", exact=whole)
         pairs: list[EncodedPair] = []
         for doc, ids in enumerate(doc_ids):
             if not truncate and len(ids) > budget:
@@ -131,31 +131,20 @@ class RerankEngine:
                 "(RERANK_MAX_PAIRS_PER_REQUEST, at most RERANK_MAX_QUEUE_PAIRS): send fewer documents or fewer "
                 "windows per document")
 
-    def _tokenize_capped(self, text: str, max_tokens: int) -> list[int]:
-        """The first `max_tokens` token ids of `text`, without tokenising all of a huge text."""
-        tokenizer = self.tokenizer
-        cap = max_tokens * _MAX_CHARS_PER_TOKEN
-        kwargs = {"add_special_tokens": False, "max_length": max_tokens, "truncation": True}
-        ids = tokenizer(text[:cap], **kwargs)["input_ids"]
-        if len(text) > cap and len(ids) < max_tokens:  # the cut removed tokens that would be kept: redo exactly
-            ids = tokenizer(text, **kwargs)["input_ids"]
-        return ids
-
-    def _tokenize_documents(self, documents: Sequence[str], needed: int, *, from_end: bool,
-                            exact: bool) -> list[list[int]]:
-        """Token ids per document, at least `needed` of them where the document has that many."""
+    def _token_ids(self, originals: Sequence[str], needed: int, *, from_end: bool, exact: bool) -> list[list[int]]:
+        """Token ids per text, at least `needed` of them where the text has that many (exactly `needed` at
+        most unless `exact`), without tokenising all of a huge text: each is cut by characters first."""
         cap = needed * _MAX_CHARS_PER_TOKEN
-        texts = [d[-cap:] if from_end else d[:cap] for d in documents]
+        texts = [t[-cap:] if from_end else t[:cap] for t in originals]
         kwargs = {"add_special_tokens": False}
         if not exact:
             kwargs |= {"max_length": needed, "truncation": True}
         tokenizer = self.tokenizer
         ids = tokenizer(texts, **kwargs)["input_ids"]
-        for i, (text, original) in enumerate(zip(texts, documents, strict=True)):
+        for i, (text, original) in enumerate(zip(texts, originals, strict=True)):
             if len(text) < len(original) and len(ids[i]) < needed:  # the cap cut too much: redo exactly
                 ids[i] = tokenizer(original, **kwargs)["input_ids"]
         return ids
-
 
     # -- scoring -----------------------------------------------------------------------------------
 

@@ -11,29 +11,29 @@ from prometheus_client.registry import Collector
 
 from local_server.batcher import Batcher
 
+# The batcher's counters: metric name (without `_total`) -> (BatchStats field, help text).
+_BATCHER_COUNTERS = {
+    "rerank_batches": ("batches", "Forward passes run."),
+    "rerank_batch_pairs": ("pairs", "Pairs scored in forward passes."),
+    "rerank_batch_real_tokens": ("real_tokens", "Real tokens in forward passes."),
+    "rerank_batch_padded_tokens": ("padded_tokens", "Padded tokens in forward passes."),
+    "rerank_inference_seconds": ("busy_seconds", "Seconds spent in forward passes."),
+    "rerank_abandoned_pairs": ("abandoned_pairs", "Pairs dropped because their client went away."),
+    "rerank_failed_batches": ("failed_batches", "Forward passes that raised (their requests got 500)."),
+    "rerank_oom_splits": ("oom_splits", "Batches retried in halves after running out of memory."),
+}
+
 
 class _BatcherCollector(Collector):
     def __init__(self, batcher: Batcher) -> None:
         self._batcher = batcher
 
     def collect(self) -> Iterator[Metric]:
-        stats = self._batcher.stats
         yield GaugeMetricFamily("rerank_queue_pairs", "Pairs waiting for the inference thread.",
                                 value=self._batcher.queued_pairs)
-        yield CounterMetricFamily("rerank_batches", "Forward passes run.", value=stats.batches)
-        yield CounterMetricFamily("rerank_batch_pairs", "Pairs scored in forward passes.", value=stats.pairs)
-        yield CounterMetricFamily("rerank_batch_real_tokens", "Real tokens in forward passes.",
-                                  value=stats.real_tokens)
-        yield CounterMetricFamily("rerank_batch_padded_tokens", "Padded tokens in forward passes.",
-                                  value=stats.padded_tokens)
-        yield CounterMetricFamily("rerank_inference_seconds", "Seconds spent in forward passes.",
-                                  value=stats.busy_seconds)
-        yield CounterMetricFamily("rerank_abandoned_pairs", "Pairs dropped because their client went away.",
-                                  value=stats.abandoned_pairs)
-        yield CounterMetricFamily("rerank_failed_batches", "Forward passes that raised (their requests got 500).",
-                                  value=stats.failed_batches)
-        yield CounterMetricFamily("rerank_oom_splits", "Batches retried in halves after running out of memory.",
-                                  value=stats.oom_splits)
+        stats = self._batcher.stats
+        for name, (field_name, help_text) in _BATCHER_COUNTERS.items():
+            yield CounterMetricFamily(name, help_text, value=getattr(stats, field_name))
 
 
 class Metrics:

@@ -29,6 +29,7 @@ class Scorer:
         self.engine = engine
         self.batcher = batcher
         self._tokenize_pool = ThreadPoolExecutor(tokenizer_threads, thread_name_prefix="rerank-tokenize")
+
     def close(self) -> None:
         self._tokenize_pool.shutdown(wait=False, cancel_futures=True)
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -80,3 +83,34 @@ def running_server_process(model_dir: Path, *, startup_timeout: float = 90.0, lo
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A test double's request handler: no access log on stderr, and one way to answer."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _reply(self, status: int, payload: object, headers: dict[str, str] | None = None) -> None:
+        """Answer `payload` (bytes as they are, anything else as JSON)."""
+        payload = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json", "Content-Length": str(len(payload)),
+                            **(headers or {})}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+@contextlib.contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A test double's HTTP server on a free loopback port, in a thread; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

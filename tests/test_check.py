@@ -10,12 +10,10 @@ import contextlib
 import json
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
-from server_process import free_port
+from server_process import QuietHandler, free_port, serving
 
 from rerank_kit.cli import main
 from rerank_kit.client import CheckReport
@@ -26,18 +24,7 @@ TEI_MODEL = "BAAI/bge-reranker-base"
 
 
 def _tei_handler(model_type: str, api_key: str | None) -> type[BaseHTTPRequestHandler]:
-    class TEIShaped(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:  # keep test output clean
-            pass
-
-        def _reply(self, status: int, payload: object) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class TEIShaped(QuietHandler):
         def _authorised(self) -> bool:
             if api_key and self.headers.get("Authorization") != f"Bearer {api_key}":
                 self._reply(401, {"error": "Unauthorized", "error_type": "Unauthorized"})
@@ -72,17 +59,8 @@ def _tei_handler(model_type: str, api_key: str | None) -> type[BaseHTTPRequestHa
     return TEIShaped
 
 
-@contextlib.contextmanager
-def tei_server(model_type: str = "reranker", api_key: str | None = None) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _tei_handler(model_type, api_key))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+def tei_server(model_type: str = "reranker", api_key: str | None = None) -> contextlib.AbstractContextManager[str]:
+    return serving(_tei_handler(model_type, api_key))
 
 
 def check(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:

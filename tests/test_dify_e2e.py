@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,7 @@ from dify_stdio import (
     server_ranking,
     unpack,
 )
-from server_process import free_port, running_server
+from server_process import QuietHandler, free_port, running_server, serving
 
 from rerank_kit.commands import difypkg
 from rerank_kit.protocol import ErrorBody, ServerInfo
@@ -67,39 +65,18 @@ def served_model(live_server: str) -> str:
     return httpx.get(f"{live_server}/info").json()["model_id"]
 
 
-@contextlib.contextmanager
-def unavailable_server(headers: dict[str, str]) -> Iterator[str]:
+def unavailable_server(headers: dict[str, str]) -> contextlib.AbstractContextManager[str]:
     """A rerank-kit double whose /rerank always answers 503 with `headers` (Retry-After: its queue is full)."""
 
-    class Unavailable(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:  # keep test output clean
-            pass
-
-        def _reply(self, status: int, payload: bytes, extra: dict[str, str]) -> None:
-            self.send_response(status)
-            for name, value in {"Content-Type": "application/json", "Content-Length": str(len(payload)),
-                                **extra}.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
+    class Unavailable(QuietHandler):
         def do_GET(self) -> None:
-            self._reply(200, ServerInfo(model_id="tiny", server="rerank-kit").model_dump_json().encode(), {})
+            self._reply(200, ServerInfo(model_id="tiny", server="rerank-kit").model_dump_json().encode())
 
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
-            body = ErrorBody(error="busy", error_type="Overloaded").model_dump_json().encode()
-            self._reply(503, body, headers)
+            self._reply(503, ErrorBody(error="busy", error_type="Overloaded").model_dump_json().encode(), headers)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    return serving(Unavailable)
 
 
 def test_the_packaged_client_is_the_one_the_plugin_imports(dify_python: str, plugin_root: Path) -> None:
