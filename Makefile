@@ -60,7 +60,7 @@ lock:
 	$(call require-py,$(PY312),3.12)
 	test -x .venv-lock311/bin/pip-compile || { $(PY311) -m venv .venv-lock311 && .venv-lock311/bin/pip install $(PIP_QUIET) $(PIP_TOOLS); }
 	test -x .venv-lock312/bin/pip-compile || { $(PY312) -m venv .venv-lock312 && .venv-lock312/bin/pip install $(PIP_QUIET) $(PIP_TOOLS); }
-	.venv-lock311/bin/pip-compile $(COMPILE) --upgrade --extra server --extra onnx --extra bench --extra dev \
+	.venv-lock311/bin/pip-compile $(COMPILE) --upgrade --extra server --extra bench --extra dev \
 		-c $(TORCH_CONSTRAINT) -o $(LOCK) pyproject.toml
 	.venv-lock311/bin/pip-compile $(COMPILE) --upgrade -c $(TORCH_CONSTRAINT) -o $(INFINITY_LOCK) requirements/infinity.in
 	.venv-lock312/bin/pip-compile $(COMPILE) --upgrade --extra dev -o $(DIFY_LOCK) pyproject.toml dify_plugin/requirements.in
@@ -72,7 +72,7 @@ drift:
 	$(call require-py,$(PY311),3.11)
 	$(call require-py,$(PY312),3.12)
 	$(PY311) -m venv --clear .venv-drift
-	.venv-drift/bin/pip install $(PIP_QUIET) -c $(TORCH_CONSTRAINT) --upgrade -e '.[server,onnx,bench,dev]'
+	.venv-drift/bin/pip install $(PIP_QUIET) -c $(TORCH_CONSTRAINT) --upgrade -e '.[server,bench,dev]'
 	$(PY312) -m venv --clear .venv-drift-dify
 	.venv-drift-dify/bin/pip install $(PIP_QUIET) --upgrade -r dify_plugin/requirements.in -e '.[dev]'
 	.venv-drift/bin/pip freeze --exclude-editable > .venv-drift/resolved.txt
