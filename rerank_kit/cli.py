@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tune": ("rerank_kit.commands.tune", "pick hybrid-score weights from labelled queries (JSONL)"),
     "package-dify": ("rerank_kit.commands.difypkg", "build and validate the Dify plugin .difypkg"),
     "install-ragflow": ("ragflow_integration.installer", "patch a RAGFlow source tree or Docker deployment"),
+    "download": ("rerank_kit.commands.download", "fetch models ahead of the first start, with progress (resumable)"),
 }
 
 
