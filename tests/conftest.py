@@ -13,6 +13,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from server_process import running_server
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The default backend exports to ONNX on first load: every server and Settings() of the session shares
+    one export cache in a temporary folder, never the user's ~/.cache."""
+    path = tmp_path_factory.mktemp("rerank-kit-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RERANK_CACHE_DIR", str(path))
+        yield path
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tiny_model import build_tiny_cross_encoder

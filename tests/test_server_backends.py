@@ -54,7 +54,7 @@ def test_onnx_builds_a_torch_model_only_to_export(tiny_model_dir: Path, tmp_path
     assert seen == []  # the tokenizer, the config and the cached export are all it reads
     assert (cached.device, cached.dtype) == ("cpu", "float32")
 
-    reference = load_backend(Settings(model=str(tiny_model_dir), offline=True))
+    reference = load_backend(Settings(model=str(tiny_model_dir), offline=True, backend="torch"))
     expected = logits(reference, settings)
     assert np.abs(logits(cached, settings) - expected).max() < 1e-4
     assert np.abs(logits(exported, settings) - expected).max() < 1e-4

@@ -1,8 +1,12 @@
-"""Opt-in fast CPU path: the model exported to ONNX once, fused by ONNX Runtime's transformer optimiser,
-optionally int8 dynamically quantised, cached on disk and scored with an onnxruntime session.
+"""The default CPU path for cross-encoders: the model exported to ONNX once, fused by ONNX Runtime's
+transformer optimiser, checked against torch, optionally int8 dynamically quantised, cached on disk and
+scored with an onnxruntime session.
 
 Serving needs only the tokenizer, the config and the cached export: no torch model is built unless the
 export is missing, and then only the export's own (fp32, eager attention, on the CPU, freed once exported).
+Before an export is cached its fused fp32 graph must give torch's logits on a few pairs (within
+`VERIFY_TOLERANCE`); an export that fails or disagrees is cached as a rejection with its reason, so the
+next start falls back to torch at once instead of exporting again.
 
 The export uses torch.onnx (TorchScript exporter) plus onnxruntime's own optimiser and quantiser rather
 than optimum: optimum's ONNX package pins transformers < 4.58, which would downgrade the server's
@@ -13,25 +17,40 @@ the export recipe and the torch/onnxruntime versions, so a changed model or tool
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
-import shutil
 import tempfile
+import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from local_server.backends import LoadedModel, explain_load_failure, require_one_logit
+from local_server.backends import LoadedModel, ModelLoadError, explain_load_failure, require_one_logit
 from local_server.settings import Settings
 
 log = logging.getLogger(__name__)
 
 Quantize = Literal["none", "int8"]
 _OPSET = 17
-_EXPORT_RECIPE = 1  # bump when the export/fuse/quantise steps change, so old caches are not reused
+_EXPORT_RECIPE = 2  # bump when the export/fuse/verify/quantise steps change, so old caches are not reused
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")
+VERIFY_TOLERANCE = 1e-4  # max |logit difference| between the fused fp32 graph and torch on the check pairs
+_REJECTED = "rejected.json"
+# The check pairs: short and long, one that truncates, so padding and the dynamic axes are exercised.
+_CHECK_PAIRS = [
+    ("what is a cross-encoder?", "A cross-encoder reads the query and the passage together and scores them."),
+    ("weather", "It rained all day in the valley, and the river rose above the old stone bridge. " * 3),
+    ("how do I reset my password", "Open settings, choose security, then reset. " * 80),
+]
+
+
+class ExportRejectedError(RuntimeError):
+    """The model cannot be served through ONNX Runtime (export failed or disagreed with torch); the message
+    says why in one line. Cached, so the next start does not try again."""
 
 
 def load(settings: Settings) -> LoadedModel:
@@ -52,6 +71,8 @@ def load(settings: Settings) -> LoadedModel:
 
 class OnnxBackend:
     """Scores padded batches with an onnxruntime InferenceSession; feeds only the inputs the graph has."""
+
+    name = "onnx"
 
     def __init__(self, model_path: Path, *, threads: int | None) -> None:
         import onnxruntime as ort
@@ -80,13 +101,16 @@ def load_onnx_backend(model: str, *, quantize: Quantize, threads: int | None, ca
     exporting it on first use."""
     if quantize not in ("none", "int8"):
         raise ValueError(f"quantize must be 'none' or 'int8', not {quantize!r}")
-    model_path = _export_dir(model, quantize, cache_dir) / "model.onnx"
-    if model_path.is_file():
-        log.info("using cached ONNX model %s", model_path)
-    else:
-        log.info("exporting %s to ONNX (%s), once; cached under %s", model, quantize, Path(cache_dir) / "onnx")
-        model_path = _build(model, quantize, cache_dir)
-    return OnnxBackend(model_path, threads=threads)
+    folder = _export_dir(model, quantize, cache_dir)
+    if (folder / _REJECTED).is_file():
+        raise ExportRejectedError(json.loads((folder / _REJECTED).read_text())["reason"] + " (cached verdict: "
+                                  f"delete {folder} to try again)")
+    if (folder / "model.onnx").is_file():
+        log.info("using cached ONNX model %s", folder / "model.onnx")
+        return OnnxBackend(folder / "model.onnx", threads=threads)
+    log.info("exporting %s to ONNX Runtime %s, once (a minute or two for a base-size model); cached under %s",
+             model, "int8" if quantize == "int8" else "fp32", Path(cache_dir) / "onnx")
+    return OnnxBackend(_build(model, quantize, cache_dir), threads=threads)
 
 
 def _export_dir(model: str, quantize: Quantize, cache_dir: Path) -> Path:
@@ -117,37 +141,76 @@ def _cache_key(model_dir: Path, quantize: Quantize) -> str:
 
 
 def _build(model: str, quantize: Quantize, cache_dir: Path) -> Path:
-    """Export, fuse and (for int8) quantise in a scratch folder, then move it into place; its model.onnx."""
+    """Export, fuse, verify and (for int8) quantise in a scratch folder, then move it into place; its
+    model.onnx. A failed or disagreeing export is cached as a rejection and raised as ExportRejectedError."""
     root = Path(cache_dir) / "onnx"
     root.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=root, prefix=".export-") as scratch:
         work = Path(scratch)
-        exported, fused = work / "exported.onnx", work / "fused.onnx"
-        model_type, num_heads, hidden_size = _export(model, exported)
+        out = work / "out"
+        out.mkdir()
+        try:
+            _export_verified(model, work, out / "model.onnx", quantize)
+        except ExportRejectedError as exc:
+            (out / _REJECTED).write_text(json.dumps({"reason": str(exc)}))
+            _move_into_place(out, _export_dir(model, quantize, cache_dir))
+            raise
         # keyed only now: building the torch model fetched any weights a hub model's snapshot lacked
         target = _export_dir(model, quantize, cache_dir)
-        _fuse(exported, fused, model_type=model_type, num_heads=num_heads, hidden_size=hidden_size)
-        final = work / "out" / "model.onnx"
-        final.parent.mkdir()
-        if quantize == "int8":
-            from onnx import TensorProto
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            # the fused graph's com.microsoft ops defeat shape inference: their outputs are float32
-            quantize_dynamic(str(fused), str(final), weight_type=QuantType.QInt8, per_channel=True,
-                             extra_options={"DefaultTensorType": TensorProto.FLOAT})
-        else:
-            shutil.copyfile(fused, final)
-        try:
-            os.replace(final.parent, target)
-        except OSError:  # another process finished the same export first
-            if not (target / "model.onnx").is_file():
-                raise
+        _move_into_place(out, target)
+    log.info("ONNX export of %s ready in %.0f s", model, time.perf_counter() - started)
     return target / "model.onnx"
 
 
-def _export(model: str, path: Path) -> tuple[str, int, int]:
-    """torch.onnx export with dynamic batch and sequence axes; returns the optimiser's model facts.
+def _export_verified(model: str, work: Path, final: Path, quantize: Quantize) -> None:
+    """The steps, each announced on one log line (the export is the one slow thing a first start does)."""
+    import torch
+
+    exported, fused = work / "exported.onnx", work / "fused.onnx"
+    steps = 3 if quantize == "int8" else 2
+    log.info("ONNX export 1/%d: tracing %s", steps, model)
+    try:
+        torch_model, tokenizer = _export(model, exported)
+        config = torch_model.config
+        model_type = "bert" if config.model_type in ("bert", "xlm-roberta", "roberta") else config.model_type
+        log.info("ONNX export 2/%d: fusing and checking against torch", steps)
+        _fuse(exported, fused, model_type=model_type, num_heads=config.num_attention_heads,
+              hidden_size=config.hidden_size)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # an architecture the exporter or optimiser does not handle
+        raise ExportRejectedError(f"the ONNX export of {model} failed ({type(exc).__name__}: "
+                                  f"{str(exc).splitlines()[0][:200] if str(exc) else 'no message'})") from exc
+    batch = tokenizer([q for q, _ in _CHECK_PAIRS], [d for _, d in _CHECK_PAIRS], truncation="only_second",
+                      max_length=min(512, tokenizer.model_max_length), padding=True, return_tensors="np")
+    batch = {name: array.astype(np.int64) for name, array in batch.items()}
+    with torch.inference_mode():
+        expected = torch_model(**{k: torch.from_numpy(v) for k, v in batch.items()}).logits.view(-1).numpy()
+    del torch_model
+    got = OnnxBackend(fused, threads=None).logits(batch)
+    difference = float(np.abs(got - expected).max())
+    if not difference <= VERIFY_TOLERANCE:  # also refuses NaN
+        raise ExportRejectedError(f"the ONNX export of {model} gives logits {difference:.2e} away from torch's "
+                                  f"(tolerance {VERIFY_TOLERANCE:.0e})")
+    log.info("ONNX export matches torch within %.1e on %d check pairs", difference, len(_CHECK_PAIRS))
+    if quantize == "int8":
+        log.info("ONNX export 3/3: int8 quantisation (%s kept in fp32)", ", ".join(INT8_KEEP_FP32) or "nothing")
+        quantize_int8(fused, final, keep_fp32=int8_kept_nodes(fused))
+    else:
+        fused.replace(final)
+
+
+def _move_into_place(folder: Path, target: Path) -> None:
+    try:
+        os.replace(folder, target)
+    except OSError:  # another process finished the same export first
+        if not target.is_dir():
+            raise
+
+
+def _export(model: str, path: Path):
+    """torch.onnx export with dynamic batch and sequence axes; returns the fp32 torch model and tokenizer.
 
     The TorchScript exporter (dynamo=False) and eager attention on purpose: onnxruntime's optimiser
     fuses Attention and GELU in that graph, not in the dynamo exporter's or an SDPA one (torch 2.13,
@@ -171,9 +234,7 @@ def _export(model: str, path: Path) -> tuple[str, int, int]:
         warnings.filterwarnings("ignore", message="Exporting aten::index operator")
         torch.onnx.export(torch_model, tuple(sample[n] for n in names), str(path), input_names=names,
                           output_names=["logits"], dynamic_axes=axes, opset_version=_OPSET, dynamo=False)
-    config = torch_model.config
-    model_type = "bert" if config.model_type in ("bert", "xlm-roberta", "roberta") else config.model_type
-    return model_type, config.num_attention_heads, config.hidden_size
+    return torch_model, tokenizer
 
 
 def _fuse(source: Path, target: Path, *, model_type: str, num_heads: int, hidden_size: int) -> None:
@@ -183,3 +244,26 @@ def _fuse(source: Path, target: Path, *, model_type: str, num_heads: int, hidden
     optimized = optimize_model(str(source), model_type=model_type, num_heads=num_heads,
                                hidden_size=hidden_size, opt_level=1, use_gpu=False)
     optimized.save_model_to_file(str(target))
+
+
+# The parts of the network the int8 recipe keeps in fp32 (node-name prefixes of the fused graph), chosen
+# by the sensitivity sweep of `python -m benchmarks.quality` on the trained MiniLM-L6 (docs/BENCHMARKS.md).
+INT8_KEEP_FP32: tuple[str, ...] = ()
+
+
+def int8_kept_nodes(graph: Path) -> list[str]:
+    """Names of the fused graph's nodes that INT8_KEEP_FP32 names."""
+    import onnx
+
+    nodes = onnx.load(str(graph), load_external_data=False).graph.node
+    return [n.name for n in nodes if n.name.startswith(INT8_KEEP_FP32)] if INT8_KEEP_FP32 else []
+
+
+def quantize_int8(source: Path, target: Path, *, keep_fp32: Sequence[str] = ()) -> None:
+    """Dynamic int8 quantisation, weights per output channel, the named nodes left in fp32."""
+    from onnx import TensorProto
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # the fused graph's com.microsoft ops defeat shape inference: their outputs are float32
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                     nodes_to_exclude=list(keep_fp32), extra_options={"DefaultTensorType": TensorProto.FLOAT})

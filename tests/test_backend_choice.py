@@ -1,0 +1,106 @@
+"""The default backend (`auto`): a cross-encoder on the CPU is served through ONNX Runtime fp32 when its
+export gives torch's logits; an export that fails or disagrees falls back to torch with one log line, and
+that verdict is cached; `torch` and `onnx` force a backend."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from local_server.backends import ModelLoadError, load_backend
+from local_server.backends import onnx as onnx_backend
+from local_server.engine import RerankEngine
+from local_server.settings import Settings
+
+QUERY = "which city is the capital of france"
+DOCS = ["paris is the capital city of france", "dog", "the weather in paris is sunny and the cat sat on the mat"]
+
+
+def scores(settings: Settings) -> tuple[str, np.ndarray]:
+    engine = RerankEngine(load_backend(settings), settings)
+    return engine.backend.name, engine.logits(engine.encode(QUERY, DOCS))
+
+
+def ours(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    """The server's own log lines at `level` or above (onnxruntime's optimiser logs its own)."""
+    return [r.getMessage() for r in caplog.records if r.name.startswith("local_server") and r.levelno >= level]
+
+
+def settings_for(model: Path, cache: Path, **overrides: object) -> Settings:
+    return Settings(model=str(model), offline=True, cache_dir=cache, **overrides)
+
+
+@pytest.fixture()
+def torch_scores(tiny_model_dir: Path, tmp_path: Path) -> np.ndarray:
+    name, logits = scores(settings_for(tiny_model_dir, tmp_path / "unused", backend="torch"))
+    assert name == "torch" and not (tmp_path / "unused").exists()  # forced torch never exports
+    return logits
+
+
+def test_auto_serves_the_verified_onnx_export_and_reuses_it(tiny_model_dir: Path, tmp_path: Path,
+                                                            torch_scores: np.ndarray,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    settings = settings_for(tiny_model_dir, tmp_path)
+    assert settings.backend == "auto"
+    with caplog.at_level(logging.INFO, logger="local_server"):
+        name, logits = scores(settings)
+    assert name == "onnx" and np.abs(logits - torch_scores).max() < onnx_backend.VERIFY_TOLERANCE
+    steps = [r.getMessage() for r in caplog.records if "ONNX export" in r.getMessage()]
+    assert any("1/2" in m for m in steps) and any("2/2" in m for m in steps)  # the progress lines
+    assert any("matches torch" in m for m in steps)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="local_server"):
+        assert scores(settings)[0] == "onnx"
+    assert any("using cached ONNX model" in r.getMessage() for r in caplog.records)
+    assert not any("ONNX export 1/" in r.getMessage() for r in caplog.records)  # a cache hit exports nothing
+
+
+def test_a_disagreeing_export_falls_back_to_torch_once_and_for_all(
+        tiny_model_dir: Path, tmp_path: Path, torch_scores: np.ndarray, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    fuse = onnx_backend._fuse
+    fused: list[Path] = []
+
+    def broken_fuse(source: Path, target: Path, **facts: object) -> None:
+        """The real optimiser, then the classifier's bias shifted: a fusion bug as the check would meet it."""
+        fuse(source, target, **facts)
+        graph = onnx.load(str(target))
+        bias = next(t for t in graph.graph.initializer if "classifier" in t.name and "bias" in t.name)
+        shifted = onnx.numpy_helper.to_array(bias) + np.float32(0.01)
+        bias.CopyFrom(onnx.numpy_helper.from_array(shifted, bias.name))
+        onnx.save(graph, str(target))
+        fused.append(target)
+
+    monkeypatch.setattr(onnx_backend, "_fuse", broken_fuse)
+    settings = settings_for(tiny_model_dir, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="local_server"):
+        name, logits = scores(settings)
+    assert name == "torch" and np.abs(logits - torch_scores).max() < 1e-6
+    warnings = ours(caplog, logging.WARNING)
+    assert len(warnings) == 1 and "serving" in warnings[0] and "away from torch" in warnings[0], warnings
+    assert len(fused) == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="local_server"):
+        assert scores(settings)[0] == "torch"
+    assert len(fused) == 1  # the cached verdict: no second export
+    assert "cached verdict" in ours(caplog, logging.WARNING)[-1]
+    with pytest.raises(ModelLoadError, match=r"RERANK_BACKEND=onnx: .*away from torch"):
+        load_backend(settings_for(tiny_model_dir, tmp_path, backend="onnx"))  # asked for ONNX: no silent torch
+
+
+def test_a_failed_export_falls_back_to_torch(tiny_model_dir: Path, tmp_path: Path, torch_scores: np.ndarray,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    def unsupported(model: str, path: Path) -> None:
+        raise RuntimeError("Exporting the operator 'aten::fancy_attention' to ONNX opset 17 is not supported")
+
+    monkeypatch.setattr(onnx_backend, "_export", unsupported)
+    with caplog.at_level(logging.WARNING, logger="local_server"):
+        name, logits = scores(settings_for(tiny_model_dir, tmp_path))
+    assert name == "torch" and np.abs(logits - torch_scores).max() < 1e-6
+    (warning,) = ours(caplog, logging.WARNING)
+    assert "export of" in warning and "failed (RuntimeError: Exporting the operator" in warning
