@@ -16,7 +16,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("local_server.serve", "start the local FlagReranker HTTP server"),
     "check": ("rerank_kit.commands.check", "validate a rerank server URL (and key) as the integrations do"),
     "tune": ("rerank_kit.commands.tune", "pick hybrid-score weights from labelled queries (JSONL)"),
-    "package-dify": ("rerank_kit.commands.difypkg", "build and validate the Dify plugin .difypkg"),
+    "package-dify": ("rerank_kit.commands.difypkg", "build and validate the Dify plugin packages (model, tool)"),
+    "dify-keygen": ("rerank_kit.commands.dify_keygen", "make an RSA-4096 key pair for signing .difypkg files"),
+    "verify-dify": ("rerank_kit.commands.verify_dify", "check a .difypkg's signature as Dify's daemon does"),
     "install-ragflow": ("ragflow_integration.installer", "patch a RAGFlow source tree or Docker deployment"),
     "download": ("rerank_kit.commands.download", "fetch models ahead of the first start, with progress (resumable)"),
 }

@@ -35,6 +35,7 @@ def root(tmp_path: Path) -> Path:
     copy = tmp_path / "repo"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(REPO_ROOT / "dify_plugin", copy / "dify_plugin", ignore=ignore)
+    shutil.copytree(REPO_ROOT / "dify_tool", copy / "dify_tool", ignore=ignore)
     shutil.copytree(REPO_ROOT / "rerank_kit", copy / "rerank_kit", ignore=ignore)
     shutil.copy(REPO_ROOT / "manifest.yaml", copy / "manifest.yaml")
     return copy
@@ -52,13 +53,25 @@ def problems_of(root: Path) -> str:
     return str(caught.value)
 
 
-def test_cli_builds_the_package_and_prints_its_identity(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_builds_both_packages_and_prints_their_identities(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture) -> None:
     assert cli.main(["package-dify", "-o", str(tmp_path / "dist")]) == 0
+    out = capsys.readouterr().out.split()
+    assert len(out) == 4
+    for (path, identity), plugin in zip([out[:2], out[2:]], difypkg.PLUGINS, strict=True):
+        manifest = yaml.safe_load((REPO_ROOT / plugin.manifest).read_text(encoding="utf-8"))
+        assert Path(path) == tmp_path / "dist" / f"{manifest['name']}-{manifest['version']}.difypkg"
+        assert re.fullmatch(rf"{manifest['author']}/{manifest['name']}:{re.escape(str(manifest['version']))}"
+                            r"@[0-9a-f]{64}", identity)
+
+
+@pytest.mark.parametrize(("option", "name"), [("--model", "local_reranker"), ("--tool", "rerank_kit_tools")])
+def test_model_or_tool_builds_one_package(tmp_path: Path, capsys: pytest.CaptureFixture, option: str,
+                                          name: str) -> None:
+    assert cli.main(["package-dify", option, "-o", str(tmp_path)]) == 0
     path, identity = capsys.readouterr().out.split()
-    manifest = yaml.safe_load((REPO_ROOT / "manifest.yaml").read_text(encoding="utf-8"))
-    assert Path(path) == tmp_path / "dist" / f"{manifest['name']}-{manifest['version']}.difypkg"
-    assert re.fullmatch(rf"{manifest['author']}/{manifest['name']}:{re.escape(str(manifest['version']))}"
-                        r"@[0-9a-f]{64}", identity)
+    assert Path(path).name == f"{name}-0.1.0.difypkg" and identity.startswith(f"rerank-kit/{name}:0.1.0@")
+    assert [p.name for p in tmp_path.iterdir()] == [Path(path).name]
 
 
 def test_zip_layout_follows_the_go_packager(package: difypkg.Package) -> None:
@@ -231,3 +244,86 @@ def test_root_option_builds_from_another_checkout(root: Path, capsys: pytest.Cap
     edit_yaml(root / "manifest.yaml", lambda m: m.update(version="9.9.9"))
     assert cli.main(["package-dify", "--root", str(root), "-o", str(root / "dist")]) == 0
     assert capsys.readouterr().out.split()[0].endswith("local_reranker-9.9.9.difypkg")
+
+
+# ---------------------------------------------------------------- the workflow tool package
+
+TOOL_ROOT_FILES = {"manifest.yaml", "main.py", "requirements.txt", "README.md", "PRIVACY.md", ".difyignore",
+                   "_assets/icon.svg", "provider/rerank_kit_tools.yaml", "provider/rerank_kit_tools.py",
+                   "tools/rerank.yaml", "tools/rerank.py", "tools/inputs.py"}
+
+
+@pytest.fixture(scope="module")
+def tool_package(tmp_path_factory: pytest.TempPathFactory) -> difypkg.Package:
+    return difypkg.build(tmp_path_factory.mktemp("tool-dist"), plugin=difypkg.TOOL)
+
+
+def test_the_tool_package_has_its_own_root_and_shares_the_pins_and_the_client(
+        tool_package: difypkg.Package, package: difypkg.Package) -> None:
+    names = set(tool_package.files)
+    assert names - {n for n in names if n.startswith("rerank_kit/")} == TOOL_ROOT_FILES
+    assert _read(tool_package.path, "requirements.txt") == (REPO_ROOT / "dify_plugin" / "requirements.txt").read_bytes()
+    assert not (REPO_ROOT / "dify_tool" / "requirements.txt").exists()  # shared by the packager rule, not copied
+    bundled = {n for n in names if n.startswith("rerank_kit/")}
+    assert {"rerank_kit/client/forms.py", "rerank_kit/scores.py", "rerank_kit/errors.py"} <= bundled
+    model_bundled = {n for n in package.files if n.startswith("rerank_kit/")}
+    assert "rerank_kit/scores.py" not in model_bundled  # each gets its own import closure
+    for name in bundled & model_bundled:
+        assert _read(tool_package.path, name) == _read(package.path, name) == (REPO_ROOT / name).read_bytes()
+    manifest = yaml.safe_load(_read(tool_package.path, "manifest.yaml"))
+    assert manifest["plugins"] == {"tools": ["provider/rerank_kit_tools.yaml"]}
+    assert _read(tool_package.path, "_assets/icon.svg") != _read(package.path, "_assets/icon.svg")
+
+
+def _tool_yaml(rel: str, change):
+    return lambda root: edit_yaml(root / "dify_tool" / rel, change)
+
+
+def _tool_param(name: str, **changes):
+    def change(tool):
+        next(p for p in tool["parameters"] if p["name"] == name).update(changes)
+    return _tool_yaml("tools/rerank.yaml", change)
+
+
+@pytest.mark.parametrize(("tamper", "message"), [
+    (_tool_yaml("manifest.yaml", lambda m: m["plugins"].update(models=["provider/x.yaml"])),
+     "a model plugin cannot also declare plugins.tools"),
+    (_tool_yaml("manifest.yaml", lambda m: m.update(plugins={})), "plugins.models (a model provider) or plugins.tools"),
+    (_tool_yaml("manifest.yaml", lambda m: m.update(tags=["rerank"])), "manifest.yaml tags must be a list of"),
+    (_tool_yaml("provider/rerank_kit_tools.yaml", lambda p: p["identity"].update(name="rerank kit")),
+     "identity.name must match"),
+    (_tool_yaml("provider/rerank_kit_tools.yaml", lambda p: p["identity"].update(icon="nope.svg")),
+     "identity.icon 'nope.svg' is not in _assets/"),
+    (_tool_yaml("provider/rerank_kit_tools.yaml", lambda p: p["identity"].pop("description")),
+     "identity.description needs an en_US text"),
+    (_tool_yaml("provider/rerank_kit_tools.yaml",
+                lambda p: p["credentials_for_provider"]["server_url"].update(type="url")),
+     "credentials_for_provider[server_url] type must be one of"),
+    (_tool_yaml("provider/rerank_kit_tools.yaml", lambda p: p.update(tools=["tools/missing.yaml"])),
+     "tools/missing.yaml is missing"),
+    (_tool_yaml("provider/rerank_kit_tools.yaml", lambda p: p.update(tools=[])), "tools must list the tool YAML"),
+    (_tool_yaml("provider/rerank_kit_tools.yaml", lambda p: p["extra"]["python"].update(source="provider/x.py")),
+     "source 'provider/x.py' is not in the package"),
+    (_tool_yaml("tools/rerank.yaml", lambda t: t["description"].pop("llm")), "description: llm is required"),
+    (_tool_yaml("tools/rerank.yaml", lambda t: t["identity"]["label"].pop("en_US")), "identity.label needs an en_US"),
+    (_tool_param("documents", type="list"), "parameters[documents] type must be one of"),
+    (_tool_param("top_n", form="node"), "parameters[top_n] form must be one of"),
+    (_tool_param("model", multiple=True), "multiple is only valid for select"),
+    (_tool_param("query", human_description={}), "parameters[query] human_description needs an en_US"),
+    (_tool_yaml("tools/rerank.yaml", lambda t: t["extra"]["python"].update(source="dify_plugin/tools/rerank.py")),
+     "would load as dify_plugin.* and shadow the SDK"),
+    (lambda root: (root / "dify_tool" / "tools" / "gpu.py").write_text("import FlagEmbedding\n"),
+     "tools/gpu.py imports FlagEmbedding: server-side code must stay out of the plugin"),
+])
+def test_tool_provider_and_tool_rules(root: Path, tamper, message: str) -> None:
+    tamper(root)
+    with pytest.raises(PackageError) as caught:
+        difypkg.validate(difypkg.plugin_root_files(root, difypkg.TOOL))
+    assert message in str(caught.value)
+
+
+def test_the_tool_package_is_reproducible_and_checkable(tool_package: difypkg.Package, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    assert difypkg.build(tmp_path, plugin=difypkg.TOOL).path.read_bytes() == tool_package.path.read_bytes()
+    assert cli.main(["package-dify", "--check", str(tool_package.path)]) == 0
+    assert capsys.readouterr().out.split()[1] == tool_package.identity

@@ -1,13 +1,16 @@
-"""Build and validate the Dify plugin package (.difypkg): `rerank-kit package-dify [-o dist/]`.
+"""Build and validate the Dify plugin packages (.difypkg): `rerank-kit package-dify [--model|--tool] [-o dist/]`.
 
-The package is what Dify's Go packager (dify-plugin-daemon `plugin_packager`) would produce from a plugin
+Two plugins, because Dify refuses a manifest that declares a model provider and tools together: the model
+provider (the repository's `manifest.yaml` + `dify_plugin/`) and the workflow tool (`dify_tool/`). Each
+package is what Dify's Go packager (dify-plugin-daemon `plugin_packager`) would produce from a plugin
 root: a Deflate zip with `/` separators, no directory entries, files sorted by path, `.difyignore`
-honoured, at most 50 MB uncompressed. The root is assembled from the repository's `manifest.yaml`, the
-sources in `dify_plugin/` and the `rerank_kit` modules those sources import (found by reading the
-imports, never a fixed list). Validation follows what the daemon checks when it decodes a package
-(manifest fields and regexes, icons in `_assets/`, provider and model YAML schema, README.md) plus what
-the Python runner needs (sources present, every import installable from requirements.txt).
-`--offline` adds the requirements as wheels, for Dify deployments without a package index (wheels.py).
+honoured, at most 50 MB uncompressed. The root is assembled from the plugin's manifest, its sources and
+the `rerank_kit` modules those sources import (found by reading the imports, never a fixed list).
+Validation follows what the daemon checks when it decodes a package (manifest fields and regexes, icons
+in `_assets/`, model provider and model YAML, tool provider and tool YAML, README.md) plus what the
+Python runner needs (sources present, every import installable from requirements.txt).
+`--offline` adds the requirements as wheels, for Dify deployments without a package index (wheels.py);
+`--sign KEY.pem` signs by the daemon's rule (dify_signature.py).
 """
 
 from __future__ import annotations
@@ -29,11 +32,26 @@ from typing import Any
 
 import yaml
 
-from rerank_kit.commands import wheels
+from rerank_kit.commands import dify_signature, wheels
 from rerank_kit.commands.vendor import CORE_PACKAGE as CLIENT_PACKAGE
 from rerank_kit.commands.vendor import REPO_ROOT, imported_modules, module_file_in, module_name, vendored_core
 
-PLUGIN_SOURCES = "dify_plugin"
+
+@dataclass(frozen=True)
+class PluginSource:
+    """Where one plugin's root comes from in the checkout (paths relative to it)."""
+
+    name: str  # what --model / --tool choose
+    manifest: str
+    sources: str  # a folder whose files become the package root
+    # The pinned requirements.txt, used when `sources` has none: both plugins run the same SDK and shared
+    # client, so the tool shares the model plugin's pins (one `make lock`) instead of a copy.
+    requirements: str
+
+
+MODEL = PluginSource("model", "manifest.yaml", "dify_plugin", "dify_plugin/requirements.txt")
+TOOL = PluginSource("tool", "dify_tool/manifest.yaml", "dify_tool", "dify_plugin/requirements.txt")
+PLUGINS = (MODEL, TOOL)
 MAX_UNCOMPRESSED_BYTES = 50 * wheels.MIB  # Dify's default PLUGIN_MAX_PACKAGE_SIZE (daemon: MAX_PLUGIN_PACKAGE_SIZE)
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same sources give the same bytes
 
@@ -46,6 +64,16 @@ MODEL_TYPES = {"llm", "text-embedding", "rerank", "speech2text", "moderation", "
 MODEL_TYPE_KEYS = {"llm", "text_embedding", "rerank", "tts", "speech2text", "moderation"}
 CONFIGURATE_METHODS = {"predefined-model", "customizable-model"}
 FORM_TYPES = {"text-input", "secret-input", "select", "radio", "switch"}
+# The daemon's tool schema (plugin_entities: tool_declaration.go, config.go, manifest PluginTag).
+TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
+TOOL_CREDENTIAL_TYPES = {"secret-input", "text-input", "select", "boolean", "app-selector", "model-selector"}
+TOOL_PARAMETER_TYPES = {"string", "number", "boolean", "select", "secret-input", "file", "files", "app-selector",
+                        "model-selector", "any", "dynamic-select", "array", "object", "checkbox", "date",
+                        "date-range"}
+TOOL_PARAMETER_FORMS = {"schema", "form", "llm"}
+PLUGIN_TAGS = {"search", "image", "videos", "weather", "finance", "design", "travel", "social", "news", "medical",
+               "productivity", "education", "business", "entertainment", "utilities", "agent", "rag", "other",
+               "trigger"}
 ICON_FIELDS = ("icon_small", "icon_large", "icon_small_dark", "icon_large_dark")
 OTHER_EXTENSIONS = ("tools", "endpoints", "agent_strategies", "datasources", "triggers")
 # Heavy or server-side code must never reach the plugin's venv.
@@ -147,13 +175,13 @@ def _installed_closure(names: frozenset[str]) -> set[str]:
 
 # ---------------------------------------------------------------- assembling the plugin root
 
-def plugin_root_files(root: Path = REPO_ROOT) -> dict[str, bytes]:
-    """Every file of the standard plugin root, by its path inside the package."""
-    sources_dir = root / PLUGIN_SOURCES
-    manifest = root / "manifest.yaml"
+def plugin_root_files(root: Path = REPO_ROOT, plugin: PluginSource = MODEL) -> dict[str, bytes]:
+    """Every file of the plugin's standard root, by its path inside the package."""
+    sources_dir = root / plugin.sources
+    manifest = root / plugin.manifest
     if not manifest.is_file() or not sources_dir.is_dir():
-        raise PackageError([f"{root} is not a rerank-kit checkout (it needs manifest.yaml and {PLUGIN_SOURCES}/): "
-                            "pass --root"])
+        raise PackageError([f"{root} is not a rerank-kit checkout (the {plugin.name} plugin needs {plugin.manifest} "
+                            f"and {plugin.sources}/): pass --root"])
     ignore_file = next((sources_dir / n for n in (".difyignore", ".gitignore") if (sources_dir / n).is_file()), None)
     patterns = ignore_patterns(ignore_file.read_text(encoding="utf-8")) if ignore_file else []
     files = {"manifest.yaml": manifest.read_bytes()}
@@ -163,7 +191,9 @@ def plugin_root_files(root: Path = REPO_ROOT) -> dict[str, bytes]:
             files[rel] = path.read_bytes()
     clashes = [rel for rel in files if rel.split("/")[0] == CLIENT_PACKAGE]
     if clashes:
-        raise PackageError([f"{PLUGIN_SOURCES}/{c} clashes with the bundled {CLIENT_PACKAGE} package" for c in clashes])
+        raise PackageError([f"{plugin.sources}/{c} clashes with the bundled {CLIENT_PACKAGE} package" for c in clashes])
+    if "requirements.txt" not in files and (root / plugin.requirements).is_file():
+        files["requirements.txt"] = (root / plugin.requirements).read_bytes()
     files.update(vendored_core(files, root))
     return dict(sorted(files.items()))
 
@@ -302,10 +332,16 @@ def _validate_manifest(files: Mapping[str, bytes], problems: list[str]) -> dict[
     if privacy and privacy not in files:
         problems.append(f"manifest.yaml: privacy file {privacy!r} is missing")
     plugins = m.get("plugins") or {}
-    if not plugins.get("models"):
-        problems.append("manifest.yaml: plugins.models must list the provider YAML")
-    problems += [f"manifest.yaml: a model plugin cannot also declare plugins.{kind}"
-                 for kind in OTHER_EXTENSIONS if plugins.get(kind)]
+    if plugins.get("models"):  # the daemon: model and tool (or endpoint) cannot be provided at the same time
+        problems += [f"manifest.yaml: a model plugin cannot also declare plugins.{kind}"
+                     for kind in OTHER_EXTENSIONS if plugins.get(kind)]
+    elif plugins.get("tools"):
+        if plugins.get("agent_strategies"):
+            problems.append("manifest.yaml: a tool plugin cannot also declare plugins.agent_strategies")
+    else:
+        problems.append("manifest.yaml: plugins.models (a model provider) or plugins.tools (a tool provider) "
+                        "must list the provider YAML")
+    _tags(m.get("tags"), "manifest.yaml tags", problems)
     if "README.md" not in files:
         problems.append("README.md is missing (Dify shows it as the plugin's en_US readme)")
     return m
@@ -325,6 +361,103 @@ def _validate_forms(forms: Any, where: str, problems: list[str]) -> None:
             problems.append(f"{at} ({form['variable']}) type must be one of {sorted(FORM_TYPES)}")
         if "default" in form and not isinstance(form["default"], str | None):
             problems.append(f"{at} ({form['variable']}) default must be a string: quote it")
+
+
+def _tags(value: Any, where: str, problems: list[str]) -> None:
+    if value is not None and (not isinstance(value, list) or not set(map(str, value)) <= PLUGIN_TAGS):
+        problems.append(f"{where} must be a list of {sorted(PLUGIN_TAGS)}")
+
+
+def _validate_tool_credentials(forms: Any, where: str, problems: list[str]) -> None:
+    """credentials_for_provider: a mapping name -> config (or a list of configs with names), as the daemon reads it."""
+    if isinstance(forms, dict):
+        forms = [{**form, "name": name} if isinstance(form, dict) else form for name, form in forms.items()]
+    if not isinstance(forms, list):
+        problems.append(f"{where} must map each credential name to its form field")
+        return
+    for i, form in enumerate(forms):
+        at = f"{where}[{form.get('name', i) if isinstance(form, dict) else i}]"
+        if not isinstance(form, dict):
+            problems.append(f"{at} must be a mapping")
+            continue
+        _en_us(form.get("label"), f"{at} label", problems)
+        if form.get("type") not in TOOL_CREDENTIAL_TYPES:
+            problems.append(f"{at} type must be one of {sorted(TOOL_CREDENTIAL_TYPES)}")
+        if form.get("default") is not None and not isinstance(form["default"], str | int | float | bool):
+            problems.append(f"{at} default must be a string, number or boolean")
+        if form.get("type") == "select" and not form.get("options"):
+            problems.append(f"{at} is a select without options")
+
+
+def _validate_tool(files: Mapping[str, bytes], path: str, problems: list[str]) -> None:
+    tool = _yaml(files, path, problems)
+    if not tool:
+        return
+    identity = tool.get("identity") or {}
+    _required(identity, "author", f"{path} identity", problems)
+    if not TOOL_NAME_RE.match(str(identity.get("name", ""))):
+        problems.append(f"{path}: identity.name must match ^[a-zA-Z0-9_-]+$")
+    _en_us(identity.get("label"), f"{path} identity.label", problems)
+    description = tool.get("description") or {}
+    _en_us(description.get("human"), f"{path} description.human", problems)
+    _required(description, "llm", f"{path} description", problems)
+    parameters = tool.get("parameters") or []
+    if not isinstance(parameters, list):
+        problems.append(f"{path}: parameters must be a list")
+        parameters = []
+    for i, parameter in enumerate(parameters):
+        at = f"{path} parameters[{parameter.get('name', i) if isinstance(parameter, dict) else i}]"
+        if not isinstance(parameter, dict) or not str(parameter.get("name") or "").strip():
+            problems.append(f"{at} needs a name")
+            continue
+        _en_us(parameter.get("label"), f"{at} label", problems)
+        _en_us(parameter.get("human_description"), f"{at} human_description", problems)
+        if parameter.get("type") not in TOOL_PARAMETER_TYPES:
+            problems.append(f"{at} type must be one of {sorted(TOOL_PARAMETER_TYPES)}")
+        if parameter.get("form") not in TOOL_PARAMETER_FORMS:
+            problems.append(f"{at} form must be one of {sorted(TOOL_PARAMETER_FORMS)}")
+        if parameter.get("multiple") and parameter.get("type") not in ("select", "dynamic-select"):
+            problems.append(f"{at}: multiple is only valid for select and dynamic-select parameters")
+    if "output_schema" in tool and not isinstance(tool["output_schema"], dict):
+        problems.append(f"{path}: output_schema must be a mapping (a JSON schema)")
+    _source(files, path, ((tool.get("extra") or {}).get("python") or {}).get("source"), problems)
+
+
+def _source(files: Mapping[str, bytes], path: str, source: Any, problems: list[str]) -> None:
+    """A Python source named by a YAML: present, and not loaded as dify_plugin.* (which would shadow the SDK)."""
+    if not source:
+        problems.append(f"{path}: extra.python.source is required")
+        return
+    if source not in files:
+        problems.append(f"{path}: source {source!r} is not in the package")
+    if str(source).split("/")[0] == "dify_plugin":
+        problems.append(f"{path}: source {source!r} would load as dify_plugin.* and shadow the SDK")
+
+
+def _validate_tool_provider(files: Mapping[str, bytes], path: str, problems: list[str]) -> None:
+    p = _yaml(files, path, problems)
+    if not p:
+        return
+    identity = p.get("identity") or {}
+    _required(identity, "author", f"{path} identity", problems)
+    if not TOOL_NAME_RE.match(str(identity.get("name", ""))):
+        problems.append(f"{path}: identity.name must match ^[a-zA-Z0-9_-]+$")
+    _en_us(identity.get("label"), f"{path} identity.label", problems)
+    _en_us(identity.get("description"), f"{path} identity.description", problems)  # the SDK requires it
+    _required(identity, "icon", f"{path} identity", problems)
+    _icon(identity.get("icon"), f"{path} identity.icon", files, problems)
+    _icon(identity.get("icon_dark"), f"{path} identity.icon_dark", files, problems)
+    _tags(identity.get("tags"), f"{path} identity.tags", problems)
+    credentials = p.get("credentials_for_provider", p.get("credentials_schema"))
+    if credentials is not None:
+        _validate_tool_credentials(credentials, f"{path} credentials_for_provider", problems)
+    tools = p.get("tools")
+    if not isinstance(tools, list) or not tools or not all(isinstance(t, str) for t in tools):
+        problems.append(f"{path}: tools must list the tool YAML files")
+        tools = []
+    for tool_path in tools:
+        _validate_tool(files, tool_path, problems)
+    _source(files, path, ((p.get("extra") or {}).get("python") or {}).get("source"), problems)
 
 
 def _glob_matches(pattern: str, path: str) -> bool:
@@ -389,13 +522,9 @@ def _validate_provider(files: Mapping[str, bytes], path: str, problems: list[str
             for model_path in matched:
                 _validate_model(files, model_path, supported, problems)
     python = (p.get("extra") or {}).get("python") or {}
-    sources = [python.get("provider_source"), *python.get("model_sources", [])]
     _required(python, "provider_source", f"{path} extra.python", problems)
-    for source in filter(None, sources):
-        if source not in files:
-            problems.append(f"{path}: source {source!r} is not in the package")
-        if source.split("/")[0] == "dify_plugin":
-            problems.append(f"{path}: source {source!r} would load as dify_plugin.* and shadow the SDK")
+    for source in filter(None, [python.get("provider_source"), *python.get("model_sources", [])]):
+        _source(files, path, source, problems)
 
 
 def _validate_imports(files: Mapping[str, bytes], problems: list[str]) -> None:
@@ -426,8 +555,11 @@ def validate(files: Mapping[str, bytes]) -> None:
     """Raise PackageError listing every problem Dify's daemon (or the plugin's runner) would hit."""
     problems: list[str] = []
     manifest = _validate_manifest(files, problems)
-    for provider_path in (manifest.get("plugins") or {}).get("models") or []:
+    plugins = manifest.get("plugins") or {}
+    for provider_path in plugins.get("models") or []:
         _validate_provider(files, provider_path, problems)
+    for provider_path in plugins.get("tools") or []:
+        _validate_tool_provider(files, provider_path, problems)
     _validate_imports(files, problems)
     problems += wheels.offline_problems(files)
     if problems:
@@ -437,12 +569,14 @@ def validate(files: Mapping[str, bytes]) -> None:
 # ---------------------------------------------------------------- command
 
 def build(output_dir: Path, root: Path = REPO_ROOT, max_size: int = MAX_UNCOMPRESSED_BYTES,
-          offline: wheels.Offline | None = None) -> Package:
+          offline: wheels.Offline | None = None, plugin: PluginSource = MODEL,
+          sign_key: dify_signature.rsa.RSAPrivateKey | None = None) -> Package:
     """Assemble, validate and write `<output_dir>/<name>-<version>.difypkg`; re-read it to prove it.
 
-    `offline` adds the wheels: `<name>-<version>-offline-<arch>[-<arch>].difypkg`.
+    `offline` adds the wheels: `<name>-<version>-offline-<arch>[-<arch>].difypkg`; `sign_key` signs it
+    (`….signed.difypkg`, as `dify signature sign` names it) and the signature is verified before it is kept.
     """
-    files = plugin_root_files(root)
+    files = plugin_root_files(root, plugin)
     validate(files)  # the sources first: no download for a plugin that cannot work
     manifest = yaml.safe_load(files["manifest.yaml"])
     stem = f"{manifest['name']}-{manifest['version']}"
@@ -453,9 +587,14 @@ def build(output_dir: Path, root: Path = REPO_ROOT, max_size: int = MAX_UNCOMPRE
         validate(files)
         stem += "-offline-" + "-".join(dict.fromkeys(p.dify_arch for p in platforms))
     data = zip_bytes(files, max_size)
+    if sign_key is not None:
+        data = dify_signature.sign(data, sign_key)
+        stem += ".signed"
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / f"{stem}.difypkg"
     path.write_bytes(data)
+    if sign_key is not None:
+        dify_signature.verify(path, {"the signing key": sign_key.public_key()})
     return inspect(path, max_size)
 
 
@@ -477,8 +616,15 @@ def _platform(tag: str) -> wheels.Platform:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, default=Path("dist"),
                         help="folder for <name>-<version>.difypkg (default: dist/)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--model", dest="plugin", action="store_const", const=MODEL.name,
+                       help="build only the model-provider plugin (default: both)")
+    which.add_argument("--tool", dest="plugin", action="store_const", const=TOOL.name,
+                       help="build only the workflow tool plugin (default: both)")
     parser.add_argument("--root", type=Path, default=REPO_ROOT,
-                        help="the rerank-kit checkout holding manifest.yaml and dify_plugin/ (default: this one)")
+                        help="the rerank-kit checkout holding the plugins' sources (default: this one)")
+    parser.add_argument("--sign", type=Path, metavar="KEY.pem",
+                        help="sign the packages with this RSA private key (from `rerank-kit dify-keygen`)")
     parser.add_argument("--check", type=Path, metavar="FILE",
                         help="validate an existing .difypkg instead of building one")
     parser.add_argument("--max-size", type=int, default=MAX_UNCOMPRESSED_BYTES,
@@ -499,14 +645,19 @@ def run(args: argparse.Namespace) -> int:
     offline = (wheels.Offline(tuple(args.platform), args.wheel_cache, lambda line: print(line, file=sys.stderr))
                if args.offline else None)
     try:
-        package = (inspect(args.check, args.max_size) if args.check
-                   else build(args.output, args.root, max_size=args.max_size, offline=offline))
-    except (PackageError, wheels.WheelError, OSError, zipfile.BadZipFile) as error:
+        sign_key = dify_signature.load_private_key(args.sign) if args.sign else None
+        packages = ([inspect(args.check, args.max_size)] if args.check else
+                    [build(args.output, args.root, max_size=args.max_size, offline=offline, plugin=plugin,
+                           sign_key=sign_key) for plugin in PLUGINS if args.plugin in (None, plugin.name)])
+    except (PackageError, wheels.WheelError, dify_signature.SignatureError, OSError, zipfile.BadZipFile) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    size, mib = package.path.stat().st_size, wheels.MIB
-    print(f"{package.path.name}: {size} bytes ({size / mib:.1f} MiB), {package.uncompressed} bytes uncompressed; "
-          f"limit {args.max_size} ({args.max_size / mib:.1f} MiB)", file=sys.stderr)
-    print(package.path)
-    print(package.identity)
+    mib = wheels.MIB
+    for package in packages:
+        size = package.path.stat().st_size
+        print(f"{package.path.name}: {size} bytes ({size / mib:.1f} MiB), {package.uncompressed} bytes uncompressed; "
+              f"limit {args.max_size} ({args.max_size / mib:.1f} MiB)" + (f"; signed with {args.sign}" if sign_key
+                                                                           else ""), file=sys.stderr)
+        print(package.path)
+        print(package.identity)
     return 0

@@ -65,7 +65,7 @@ def server():
 @pytest.fixture(autouse=True)
 def fresh_shared_clients(rerank_model):
     """Each test starts without the plugin's cached clients (they would remember another test's server)."""
-    type(rerank_model)._invoke.__globals__["_shared_client"].cache_clear()  # the plugin module, loaded by path
+    type(rerank_model)._invoke.__globals__["shared_client"].cache_clear()  # the plugin module, loaded by path
 
 
 def last_body(mock: respx.Router) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 
 from dify_plugin import RerankModel
@@ -20,8 +19,7 @@ from dify_plugin.errors.model import (
     InvokeServerUnavailableError,
 )
 
-from rerank_kit import DOCKER_SERVER_URL
-from rerank_kit.client import RerankClient
+from rerank_kit.client.forms import FormSettings, shared_client
 from rerank_kit.errors import (
     AuthError,
     BadRequestError,
@@ -35,49 +33,7 @@ from rerank_kit.errors import (
     TransportError,
 )
 
-DEFAULT_TIMEOUT_SECONDS = 60.0
-DEFAULT_MAX_RETRIES = 2
 DEFAULT_CONTEXT_SIZE = 512
-
-
-def _number(credentials: Mapping, key: str, default: float, kind: type[int] | type[float]) -> int | float:
-    """A numeric form value (Dify sends strings); blank means the default."""
-    raw = credentials.get(key)
-    if raw is None or str(raw).strip() == "":
-        return default
-    try:
-        value = kind(str(raw).strip())
-    except ValueError:
-        raise ConfigurationError(f"{key} must be a number, got {raw!r}",
-                                 hint=f"enter a plain number such as {default:g}") from None
-    if value < 0:
-        raise ConfigurationError(f"{key} must not be negative, got {raw!r}", hint=f"the default is {default:g}")
-    return value
-
-
-def _client_settings(model: str | None, credentials: Mapping) -> tuple[str, str | None, str | None, float, int]:
-    """The shared client's settings from the credential form (Dify sends every value as a string)."""
-    return (
-        str(credentials.get("server_url") or DOCKER_SERVER_URL),
-        credentials.get("api_key") or None,
-        model or None,
-        float(_number(credentials, "timeout", DEFAULT_TIMEOUT_SECONDS, float)),
-        int(_number(credentials, "max_retries", DEFAULT_MAX_RETRIES, int)),
-    )
-
-
-def _new_client(url: str, api_key: str | None, model: str | None, timeout: float, max_retries: int) -> RerankClient:
-    return RerankClient(url, api_key=api_key, model=model, timeout=timeout, max_retries=max_retries)
-
-
-# One client per configuration for the plugin's lifetime: it keeps its connection pool and the server's
-# detected kind and wire format, so a rerank is one request instead of a detection probe plus the rerank.
-_shared_client = functools.lru_cache(maxsize=32)(_new_client)
-
-
-def client_for(model: str | None, credentials: Mapping) -> RerankClient:
-    """A fresh client (for credential checks, which must see the server as it is now)."""
-    return _new_client(*_client_settings(model, credentials))
 
 
 def _text_of(content: MultiModalContent) -> str:
@@ -109,7 +65,7 @@ class LocalRerankModel(RerankModel):
         if not docs:
             return RerankResult(model=model, docs=[])
         limit = top_n if top_n and top_n > 0 else None
-        response = _shared_client(*_client_settings(model, credentials)).rerank(query, docs, top_n=limit)
+        response = shared_client(FormSettings.parse(credentials, model)).rerank(query, docs, top_n=limit)
         ranked = [
             RerankDocument(index=result.index, text=docs[result.index], score=result.relevance_score)
             for result in response.results
@@ -135,7 +91,7 @@ class LocalRerankModel(RerankModel):
     def validate_credentials(self, model: str, credentials: dict) -> None:
         """Check the server for real (reachable, key accepted, a reranker) and keep its context size."""
         try:
-            with client_for(model, credentials) as client:
+            with FormSettings.parse(credentials, model).client() as client:  # fresh: the server as it is now
                 report = client.check()
         except RerankError as error:  # a malformed form value or URL, before any request
             raise CredentialsValidateFailedError(str(error)) from error
