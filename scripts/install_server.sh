@@ -57,7 +57,7 @@ else
   "${pip[@]}" "torch==$torch_version"
 fi
 echo "==> rerank-kit and its locked dependencies"
-"${pip[@]}" -c "$constraints" "$repo[server]"
+"${pip[@]}" -c "$constraints" "${repo}[server]"
 
 env_file="$prefix/server.env"
 if [ ! -f "$env_file" ]; then

@@ -1,0 +1,235 @@
+"""deploy/: the Helm chart renders (Helm's own Go SDK) and lints, every object passes Kubernetes' schemas, the
+plain manifests equal a fresh render, and conf/Dockerfile and the shell scripts pass hadolint and shellcheck.
+
+No cluster runs here. What a cluster would check beyond the schemas is checked against the code instead: the
+settings the chart sets exist, the init container's command parses with the real CLI, the autoscaler's metric
+is one the server exports. CRD objects (KEDA's ScaledObject, prometheus-operator's ServiceMonitor) have no
+schema in kubernetes-validate: their required fields (from each project's CRD) and their references to the
+chart's own objects are checked here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "deploy" / "helm" / "rerank-kit"
+EXAMPLES = ROOT / "deploy" / "helm" / "examples"
+KUBERNETES = "1.35"  # a recent release kubernetes-validate ships schemas for
+CRD_KINDS = {"ScaledObject", "ServiceMonitor"}
+
+helm = pytest.importorskip("helm_python", reason="helm-python-sdk (Helm's Go SDK) is not installed")
+kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed")
+
+
+def _render_module() -> Any:
+    spec = importlib.util.spec_from_file_location("render_manifests", ROOT / "deploy" / "render_manifests.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+render_manifests = _render_module()
+
+VALUE_SETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "gpu": yaml.safe_load((EXAMPLES / "gpu.yaml").read_text()),
+    "keda": yaml.safe_load((EXAMPLES / "keda.yaml").read_text()),
+    "cpu-only-hpa": {"autoscaling": {"enabled": True, "queueMetric": "none"}, "networkPolicy": {"enabled": False},
+                     "apiKey": {"required": False}},
+    "prefilled-claim": {"model": {"download": False, "persistence": {"enabled": True, "existingClaim": "models"}},
+                        "apiKey": {"value": "s3cret"}},
+}
+
+
+def objects(values: dict[str, Any]) -> list[dict[str, Any]]:
+    docs = [yaml.safe_load_all(text) for text in render_manifests.render(values).values()]
+    return [doc for stream in docs for doc in stream if doc]
+
+
+def one(found: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (match,) = [o for o in found if o["kind"] == kind]
+    return match
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_the_chart_lints_clean(name: str) -> None:
+    report = helm.lint(CHART, VALUE_SETS[name], strict=True, kube_version=f"v{KUBERNETES}.0")
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []  # info ("icon is recommended") only
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_every_object_passes_the_kubernetes_schema(name: str) -> None:
+    found = objects(VALUE_SETS[name])
+    assert {"Deployment", "Service"} <= {o["kind"] for o in found}
+    for obj in found:
+        if obj["kind"] in CRD_KINDS:
+            continue  # test_the_crd_objects_are_complete_and_point_at_the_chart
+        assert kubernetes_validate.validate(obj, KUBERNETES, strict=True) == KUBERNETES, obj["kind"]
+
+
+def test_the_deployment_loads_the_model_the_init_container_downloads() -> None:
+    from rerank_kit.commands import download
+
+    deployment = one(objects({}), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    (server,) = pod["containers"]
+    assert init["command"][:2] == ["rerank-kit", "download"]
+    parser = argparse.ArgumentParser()
+    download.add_arguments(parser)
+    args = parser.parse_args(init["command"][2:])  # the command the real CLI parses
+    target = download.Target.of(*args.models, args.to)
+    env = env_of(server)
+    assert env["RERANK_MODEL"] == str(target.folder) == "/models/bge-reranker-v2-m3"
+    assert env["RERANK_OFFLINE"] == "true"  # the server never reaches for the Hub; the init container did
+    assert env["RERANK_API_KEY"] == {"secretKeyRef": {"name": "rerank-kit-api-key", "key": "api-key",
+                                                      "optional": False}}
+    assert all(m["mountPath"] == "/models" for m in init["volumeMounts"] + server["volumeMounts"]
+               if m["name"] == "models")
+    probes = {name: server[name] for name in ("startupProbe", "readinessProbe", "livenessProbe")}
+    assert {p["httpGet"]["path"] for p in probes.values()} == {"/health"}
+    startup = probes["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 600  # ten minutes for a model load
+    drain = float(env["RERANK_DRAIN_SECONDS"])
+    assert pod["terminationGracePeriodSeconds"] >= drain + 5 + 5  # drain, last answers, preStop sleep
+
+
+def test_every_setting_the_chart_sets_exists() -> None:
+    from local_server.settings import Settings
+
+    known = {f"RERANK_{name.upper()}" for name in Settings.model_fields}
+    for name, values in VALUE_SETS.items():
+        server = one(objects(values), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        unknown = {key for key in env_of(server) if key.startswith("RERANK_")} - known
+        assert not unknown, f"{name}: {unknown}"
+
+
+def test_the_gpu_variant_asks_for_an_nvidia_gpu_and_fp16() -> None:
+    pod = one(objects(VALUE_SETS["gpu"]), "Deployment")["spec"]["template"]["spec"]
+    server = pod["containers"][0]
+    assert server["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert env_of(server)["RERANK_DEVICE"] == "cuda" and env_of(server)["RERANK_FP16"] == "true"
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert one(objects(VALUE_SETS["gpu"]), "PersistentVolumeClaim")["spec"]["accessModes"] == ["ReadWriteMany"]
+    default = one(objects({}), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert "nvidia.com/gpu" not in default["resources"]["limits"] and env_of(default)["RERANK_DEVICE"] == "cpu"
+
+
+def test_autoscaling_on_queue_depth_with_cpu_as_the_fallback() -> None:
+    adapter = one(objects({"autoscaling": {"enabled": True}}), "HorizontalPodAutoscaler")
+    metrics = {m["type"]: m for m in adapter["spec"]["metrics"]}
+    assert metrics["Pods"]["pods"]["metric"]["name"] == "rerank_queue_pairs"
+    assert metrics["Resource"]["resource"]["name"] == "cpu"
+    assert adapter["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "rerank-kit"}
+
+    cpu_only = one(objects(VALUE_SETS["cpu-only-hpa"]), "HorizontalPodAutoscaler")
+    assert [m["type"] for m in cpu_only["spec"]["metrics"]] == ["Resource"]
+
+    keda = objects(VALUE_SETS["keda"])
+    assert "HorizontalPodAutoscaler" not in {o["kind"] for o in keda}  # KEDA owns the HPA it creates
+    deployment = one(keda, "Deployment")
+    assert "replicas" not in deployment["spec"]  # the autoscaler owns the count
+    with pytest.raises(helm.HelmError, match="queueMetric must be adapter, keda or none"):
+        objects({"autoscaling": {"enabled": True, "queueMetric": "queue"}})
+
+
+def test_the_crd_objects_are_complete_and_point_at_the_chart() -> None:
+    """Required fields from KEDA's keda.sh_scaledobjects.yaml and prometheus-operator's ServiceMonitor CRD."""
+    found = objects(VALUE_SETS["keda"])
+    deployment, service = one(found, "Deployment"), one(found, "Service")
+    scaled = one(found, "ScaledObject")
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    assert scaled["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    triggers = {t["type"]: t for t in scaled["spec"]["triggers"]}
+    assert set(triggers) == {"prometheus", "cpu"}
+    for trigger in triggers.values():  # the CRD: metadata is a map of strings
+        assert all(isinstance(v, str) for v in trigger["metadata"].values()), trigger
+    prometheus = triggers["prometheus"]["metadata"]
+    assert {"serverAddress", "query", "threshold"} <= set(prometheus)
+    assert 'rerank_queue_pairs{namespace="rerank-kit",pod=~"rerank-kit-.*"}' in prometheus["query"]
+    assert triggers["cpu"]["metricType"] == "Utilization"
+    assert scaled["spec"]["minReplicaCount"] <= scaled["spec"]["maxReplicaCount"]
+
+    monitor = one(found, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {p["name"] for p in service["spec"]["ports"]}
+
+
+def test_the_network_policy_admits_dify_and_ragflow_to_the_server_port_only() -> None:
+    found = objects({})
+    policy, deployment = one(found, "NetworkPolicy"), one(found, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    peers = {p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]: p.get("podSelector")
+             for p in rule["from"]}
+    assert peers["dify"] == {"matchLabels": {"component": "plugin-daemon"}}
+    assert peers["ragflow"] == {"matchLabels": {"app.kubernetes.io/name": "ragflow"}}
+
+
+def test_the_autoscaler_metric_is_what_the_server_exports(live_server: str) -> None:
+    """The HPA's, the adapter rule's and KEDA's metric name against a real server's /metrics."""
+    exported = {line.split()[2] for line in httpx.get(f"{live_server}/metrics", timeout=10).text.splitlines()
+                if line.startswith("# TYPE")}
+    adapter_rule = yaml.safe_load((EXAMPLES / "prometheus-adapter.yaml").read_text())["rules"]["custom"][0]
+    assert adapter_rule["seriesQuery"].split("{")[0] in exported
+    hpa = one(objects({"autoscaling": {"enabled": True}}), "HorizontalPodAutoscaler")
+    assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] in exported
+
+
+def test_the_plain_manifests_equal_a_fresh_render() -> None:
+    committed = render_manifests.MANIFESTS.read_text(encoding="utf-8")
+    assert committed == render_manifests.manifests_text(), "run: python deploy/render_manifests.py"
+
+
+def test_the_notes_print_the_urls_to_paste() -> None:
+    with helm.Chart.load(CHART) as chart:
+        notes = chart.render({}, name="rerank-kit", namespace="ai")["rerank-kit/templates/NOTES.txt"]
+    url = "http://rerank-kit.ai.svc.cluster.local:8086"
+    assert f"Text Embedding Inference  Server URL        {url}\n" in notes
+    assert f"OpenAI-API-compatible     API endpoint URL  {url}/v1\n" in notes
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} is not installed (pip install {name}-py)")
+    return found
+
+
+def test_the_dockerfile_passes_hadolint_and_copies_what_exists() -> None:
+    dockerfile = ROOT / "conf" / "Dockerfile"
+    result = subprocess.run([_tool("hadolint"), "--no-color", str(dockerfile)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for line in dockerfile.read_text().splitlines():
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert (ROOT / source).exists(), f"conf/Dockerfile copies {source}, which does not exist"
+    assert "requirements/server-py311.lock" in dockerfile.read_text()
+
+
+@pytest.mark.parametrize("script", sorted(p.relative_to(ROOT).as_posix()
+                                          for p in [*ROOT.glob("scripts/*.sh"), ROOT / ".ci" / "run"]))
+def test_the_shell_scripts_pass_shellcheck(script: str) -> None:
+    result = subprocess.run([_tool("shellcheck"), script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
