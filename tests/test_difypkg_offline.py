@@ -1,6 +1,7 @@
 """The offline .difypkg (`rerank-kit package-dify --offline`), tested as Dify's daemon installs it with no
 package index: unpacked, a Python 3.12 venv made by uv, `uv pip install -r requirements.txt` run in the
 package folder with the network index disabled, then the plugin driven over stdio against a live server.
+The model plugin's package is checked in detail; the workflow tool's, signed, is installed and run the same way.
 
 The first run downloads the wheels from PyPI into ~/.cache/rerank-kit/wheels (~20 MB); later runs build
 from that cache. `make test` points RERANK_KIT_DIFY_PYTHON at `.venv-dify/bin/python` (Python 3.12).
@@ -17,7 +18,9 @@ import httpx
 import pytest
 import yaml
 from dify_stdio import (
+    DOCS,
     PROVIDER,
+    QUERY,
     PluginProcess,
     credentials,
     ranking,
@@ -29,7 +32,7 @@ from dify_stdio import (
 from uv import find_uv_bin
 
 from rerank_kit import cli
-from rerank_kit.commands import difypkg
+from rerank_kit.commands import dify_signature, difypkg
 from rerank_kit.commands.wheels import (
     MIB,
     WHEELS_DIR,
@@ -46,6 +49,7 @@ UNREACHABLE_INDEX = "http://127.0.0.1:9/simple"  # the discard port: nothing ans
 DIFY_API_SOURCE_DEFAULT = 15 * MIB  # PLUGIN_MAX_PACKAGE_SIZE of Dify's api when not set (docker sets 50 MiB)
 UV_TIMEOUT = 300
 TARGETS = manifest_platforms(yaml.safe_load((REPO_ROOT / "manifest.yaml").read_bytes()))  # the default platforms
+SIGNING = REPO_ROOT.parent / "shared" / "reference" / "dify-signature" / "test_key_pair_1"  # the daemon's test keys
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +78,16 @@ def uv(*args: str, cwd: Path, offline: bool = True) -> str:
     return result.stdout
 
 
+def daemon_install(root: Path) -> Path:
+    """The daemon's steps: `uv venv .venv --python 3.12`, then `uv pip install [-i MIRROR] -r requirements.txt`."""
+    uv("venv", ".venv", "--python", require_dify_python(), cwd=root)
+    uv("pip", "install", "-i", UNREACHABLE_INDEX, "-r", "requirements.txt", cwd=root)
+    return root / ".venv" / "bin" / "python"
+
+
 @pytest.fixture(scope="module")
 def plugin_python(plugin_root: Path) -> Path:
-    """The daemon's steps: `uv venv .venv --python 3.12`, then `uv pip install [-i MIRROR] -r requirements.txt`."""
-    uv("venv", ".venv", "--python", require_dify_python(), cwd=plugin_root)
-    uv("pip", "install", "-i", UNREACHABLE_INDEX, "-r", "requirements.txt", cwd=plugin_root)
-    return plugin_root / ".venv" / "bin" / "python"
+    return daemon_install(plugin_root)
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +171,7 @@ def test_a_second_build_comes_from_the_cache_and_reports_its_size(
     for name, value in {"PIP_INDEX_URL": UNREACHABLE_INDEX, "PIP_CONFIG_FILE": os.devnull, "PIP_RETRIES": "0"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
-    assert cli.main(["package-dify", "--offline", "-o", str(tmp_path)]) == 0
+    assert cli.main(["package-dify", "--model", "--offline", "-o", str(tmp_path)]) == 0
     out, err = capsys.readouterr()
     path = Path(out.split()[0])
     assert path.read_bytes() == offline_package.path.read_bytes()
@@ -175,13 +183,13 @@ def test_a_second_build_comes_from_the_cache_and_reports_its_size(
 def test_over_the_limit_is_refused_with_the_number_and_one_platform_fits(
         offline_package: difypkg.Package, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     limit = str(DIFY_API_SOURCE_DEFAULT)
-    assert cli.main(["package-dify", "--offline", "-o", str(tmp_path), "--max-size", limit]) == 1
+    assert cli.main(["package-dify", "--model", "--offline", "-o", str(tmp_path), "--max-size", limit]) == 1
     err = capsys.readouterr().err
     assert f"uncompressed size {offline_package.uncompressed} bytes" in err and f"exceeds {limit}" in err
     assert "fewer platforms (--platform)" in err
     assert not list(tmp_path.glob("*.difypkg"))
-    assert cli.main(["package-dify", "--offline", "--platform", "manylinux_2_28_x86_64", "-o", str(tmp_path),
-                     "--max-size", limit]) == 0
+    assert cli.main(["package-dify", "--model", "--offline", "--platform", "manylinux_2_28_x86_64", "-o",
+                     str(tmp_path), "--max-size", limit]) == 0
     one = difypkg.inspect(Path(capsys.readouterr().out.split()[0]))
     assert one.path.name == "local_reranker-0.1.0-offline-amd64.difypkg"
     assert not [name for name in one.files if "aarch64" in name]
@@ -224,3 +232,27 @@ def test_platforms_expand_to_every_compatible_manylinux_tag(capsys: pytest.Captu
         cli.main(["package-dify", "--offline", "--platform", "win_amd64"])
     assert "not a platform like manylinux_2_28_x86_64" in capsys.readouterr().err
     assert cli.main(["package-dify", "--platform", "manylinux_2_28_x86_64"]) == 2
+
+
+def test_the_signed_offline_tool_package_installs_with_no_index_and_runs_over_stdio(
+        offline_package: difypkg.Package, live_server: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`package-dify --tool --offline --sign`: the same wheels (from the cache), verified, installed, run."""
+    key = dify_signature.load_private_key(SIGNING.with_name(f"{SIGNING.name}.private.pem"))
+    package = difypkg.build(tmp_path_factory.mktemp("tool-dist"), offline=Offline(), plugin=difypkg.TOOL, sign_key=key)
+    assert package.path.name == "rerank_kit_tools-0.1.0-offline-amd64-arm64.signed.difypkg"
+    assert package.path.stat().st_size < difypkg.MAX_UNCOMPRESSED_BYTES
+    assert wheel_files(package) == wheel_files(offline_package)  # the tool shares the model plugin's pins
+    dify_signature.verify(package.path, dify_signature.public_keys([SIGNING.with_name(f"{SIGNING.name}.public.pem")]))
+    root = unpack(package.path, tmp_path_factory.mktemp("tool-root"))
+    process = PluginProcess(str(daemon_install(root)), root, tmp_path_factory.mktemp("tool-logs") / "tool.stderr")
+    try:
+        creds = credentials(live_server)
+        assert process.request({"type": "tool", "action": "validate_tool_credentials", "provider": "rerank_kit_tools",
+                                "credentials": creds}).data == {"result": True}
+        reply = process.request({"type": "tool", "action": "invoke_tool", "provider": "rerank_kit_tools",
+                                 "tool": "rerank", "credentials": creds,
+                                 "tool_parameters": {"query": QUERY, "documents": DOCS, "top_n": 2}})
+    finally:
+        process.stop()
+    variable = next(s["message"] for s in reply.streams if s["type"] == "variable")
+    assert [(item["index"], item["score"]) for item in variable["variable_value"]] == server_ranking(live_server)[:2]
