@@ -12,7 +12,7 @@ from rerank_kit.commands import vendor
 ROOT = vendor.REPO_ROOT
 CORE = {"rerank_kit/__init__.py", "rerank_kit/errors.py", "rerank_kit/protocol.py", "rerank_kit/scores.py",
         "rerank_kit/hybrid.py"}
-OURS = {"rerank_kit", "local_server", "ragflow_integration", "benchmarks", "dify_plugin"}
+OURS = {"rerank_kit", "local_server", "ragflow_integration", "benchmarks", "dify_plugin", "dify_tool"}
 
 
 def imports_of(rel: str) -> set[str]:
@@ -48,6 +48,13 @@ def test_the_tools_never_import_the_server_or_the_integrations(rel: str) -> None
     assert not imports_of(rel) & {"local_server", "ragflow_integration", "benchmarks", "torch", "dify_plugin"}
 
 
+@pytest.mark.parametrize("rel", sources("rerank_kit/commands"))
+def test_the_tools_import_the_core_pyyaml_cryptography_and_huggingface_hub_only(rel: str) -> None:
+    """cryptography signs .difypkg files (dify_signature); huggingface_hub fetches models (download)."""
+    found = {name for name in imports_of(rel) if not name.startswith("rerank_kit")}
+    assert found <= {"httpx", "pydantic", "yaml", "cryptography", "huggingface_hub"}, found
+
+
 @pytest.mark.parametrize("rel", sources("local_server"))
 def test_the_server_never_imports_the_tools_or_the_integrations(rel: str) -> None:
     found = imports_of(rel)
@@ -59,6 +66,13 @@ def test_the_plugin_imports_the_sdk_and_the_core_only(rel: str) -> None:
     found = imports_of(rel)
     assert found <= {"dify_plugin", "rerank_kit", "httpx", "pydantic"} | {
         f"rerank_kit.{m}" for m in ("client", "errors", "protocol", "scores", "hybrid")}, found
+
+
+@pytest.mark.parametrize("rel", sources("dify_tool"))
+def test_the_tool_plugin_imports_the_sdk_the_core_and_its_own_tools_only(rel: str) -> None:
+    found = imports_of(rel)
+    assert found <= {"dify_plugin", "rerank_kit", "tools"} | {
+        f"rerank_kit.{m}" for m in ("client", "errors", "protocol", "scores")}, found
 
 
 def test_the_ragflow_class_imports_the_core_and_numpy_only() -> None:
