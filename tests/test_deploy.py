@@ -184,6 +184,12 @@ def test_the_network_policy_admits_dify_and_ragflow_to_the_server_port_only() ->
              for p in rule["from"]}
     assert peers["dify"] == {"matchLabels": {"component": "plugin-daemon"}}
     assert peers["ragflow"] == {"matchLabels": {"app.kubernetes.io/name": "ragflow"}}
+    moved = one(objects({"networkPolicy": {"clients": {"dify": {"namespace": "ai-apps"}, "prometheus": None}}}),
+                "NetworkPolicy")
+    assert {p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            for p in moved["spec"]["ingress"][0]["from"]} == {"ai-apps", "ragflow"}
+    with pytest.raises(helm.HelmError, match="would admit everyone"):
+        objects({"networkPolicy": {"clients": None}})
 
 
 def test_the_autoscaler_metric_is_what_the_server_exports(live_server: str) -> None:
