@@ -91,16 +91,18 @@ soak: $(VENV)/.installed
 	$(VENV)/bin/python tests/tiny_model.py benchmarks/.work/soak-model
 	$(VENV)/bin/python -m benchmarks.soak --serve benchmarks/.work/soak-model $(SOAK_ARGS)
 
+# Both plugins: the model provider and the workflow Rerank tool (`--model` / `--tool` build one);
+# SIGN=NAME.private.pem signs them (`rerank-kit dify-keygen NAME` makes the pair; docs/dify.md).
 package-dify: $(VENV)/.installed
-	$(VENV)/bin/rerank-kit package-dify -o dist/
+	$(VENV)/bin/rerank-kit package-dify -o dist/ $(if $(SIGN),--sign $(SIGN))
 
 # The same with its dependencies as wheels inside, for a Dify that reaches no package index (docs/dify.md).
 package-dify-offline: $(VENV)/.installed
-	$(VENV)/bin/rerank-kit package-dify --offline -o dist/
+	$(VENV)/bin/rerank-kit package-dify --offline -o dist/ $(if $(SIGN),--sign $(SIGN))
 
 # Build the plugin and prepare Dify; DIFY_DOCKER=/path/to/dify/docker also sets it up (see docs/dify.md).
 install-dify: $(VENV)/.installed
-	scripts/install_dify.sh -o dist $(if $(DIFY_DOCKER),--dify-docker $(DIFY_DOCKER))
+	scripts/install_dify.sh -o dist $(if $(DIFY_DOCKER),--dify-docker $(DIFY_DOCKER)) $(if $(SIGN),--sign $(SIGN))
 
 # Add the rerank-kit factory to a RAGFlow deployment: RAGFLOW=/path/to/ragflow/docker (see docs/ragflow.md).
 install-ragflow: $(VENV)/.installed
