@@ -5,7 +5,7 @@
           torch.inference_mode (throughput over the pooled pairs, also unsorted and in 2048-token
           batches; latency one request at a time);
 - peak:   the machine's fp32 matmul peak;
-- parity: ONNX fp32 and int8 scores against torch on the benchmark requests.
+- quality: the serving paths' ranking quality on the trained model (benchmarks.quality).
 
 `python -m benchmarks.inprocess MODE job.json result.json`; the job holds the model, the requests and
 the bounds.
@@ -18,10 +18,6 @@ import resource
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
-
-from rerank_kit.scores import sigmoids
 
 _BATCH = 32
 
@@ -108,38 +104,13 @@ def peak(job: dict) -> dict:
     return {"gflops": matmul_peak_gflops(job.get("threads"), job.get("max_seconds", 3.0))}
 
 
-def parity(job: dict) -> dict:
-    """Max |score difference| (sigmoid) and how many requests keep torch's exact ranking, per quantisation."""
-    from local_server.backends.onnx import load_onnx_backend
+def quality(job: dict) -> dict:
+    from benchmarks.quality import evaluate
 
-    engine = _Direct(job["model"])
-    requests = job["requests"][: job["max_requests"]]
-    batches = [engine.tokenizer.pad(engine.encode(r), return_tensors="np") for r in requests]
-    with engine.torch.inference_mode():
-        reference = [engine.model(**{k: engine.torch.from_numpy(v) for k, v in b.items()}).logits.view(-1).numpy()
-                     for b in batches]
-    out = {}
-    for quantize in ("none", "int8"):
-        backend = load_onnx_backend(job["model"], quantize=quantize, threads=None, cache_dir=Path(job["cache_dir"]))
-        diffs, same_order, same_top, rank_corr, spread = [], 0, 0, [], []
-        for batch, ref in zip(batches, reference, strict=True):
-            got = backend.logits({k: np.asarray(v, dtype=np.int64) for k, v in batch.items()})
-            diffs.append(float(np.abs(np.array(sigmoids(got)) - np.array(sigmoids(ref))).max()))
-            same_order += bool((np.argsort(-got, kind="stable") == np.argsort(-ref, kind="stable")).all())
-            same_top += int(np.argmax(got) == np.argmax(ref))
-            rank_corr.append(float(np.corrcoef(_ranks(got), _ranks(ref))[0, 1]))
-            spread.append(float(ref.max() - ref.min()))
-        out[quantize] = {"max_abs_score_diff": max(diffs), "requests": len(requests), "same_order": same_order,
-                         "same_top1": same_top, "min_spearman": min(rank_corr),
-                         "median_logit_spread": float(np.median(spread))}
-    return out
+    return evaluate(Path(job["model"]), Path(job["cache_dir"]))
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
-    return np.argsort(np.argsort(x)).astype(np.float64)
-
-
-MODES = {"floor": floor, "direct": direct, "peak": peak, "parity": parity}
+MODES = {"floor": floor, "direct": direct, "peak": peak, "quality": quality}
 
 
 def main(argv: list[str]) -> int:

@@ -55,6 +55,18 @@ def rerank_kit_spec(name: str, work: Path, **settings: str) -> ServerSpec:
     )
 
 
+def server_spec(system: str, work: Path) -> ServerSpec:
+    """The served systems by name: rerank-kit as a user starts it (no options: ONNX Runtime fp32 on a CPU),
+    forced to torch, with int8; the naive tutorial server; Infinity."""
+    if system == "naive":
+        return naive_spec()
+    if system == "infinity":
+        return infinity_spec(work)
+    settings = {"rerank-kit": {}, "rerank-kit-torch": {"backend": "torch"},
+                "rerank-kit-int8": {"onnx_quantize": "int8"}}[system]
+    return rerank_kit_spec(system, work, **settings)
+
+
 def naive_spec() -> ServerSpec:
     return ServerSpec(
         "naive",

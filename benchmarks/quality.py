@@ -22,13 +22,14 @@ from benchmarks.relevance import Judged, judged_sets, mrr_at, ndcg_at
 from rerank_kit.scores import sigmoids
 
 
-def evaluate(model_dir: Path, cache_dir: Path, *, sweep: bool = True) -> dict:
-    """nDCG@10, MRR@10, agreement with torch and score error for each serving path (and the sweep)."""
+def evaluate(model_dir: Path, cache_dir: Path, *, sweep: bool = True, queries: int | None = None) -> dict:
+    """nDCG@10, MRR@10, agreement with torch and score error for each serving path (and the sweep), over the
+    held-out queries (the first `queries` of them when given)."""
     from transformers import AutoTokenizer
 
     from local_server.backends.onnx import load_onnx_backend
 
-    _, held_out = judged_sets()
+    held_out = judged_sets()[1][:queries]
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     batches = [dict(tokenizer([j.query] * len(j.candidates), j.candidates, truncation="only_second",
                               max_length=512, padding=True, return_tensors="np")) for j in held_out]

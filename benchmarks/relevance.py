@@ -49,7 +49,11 @@ def _held_out(text: str, share: float) -> bool:
 def judged_sets(candidates: int = 20, *, held_out_share: float = 0.2,
                 seed: int = 0) -> tuple[list[Judged], list[Judged]]:
     """(training, held-out) judged queries, each with `candidates` passages (one relevant)."""
-    items = [split for text in docstrings() if (split := _split_docstring(text))]
+    by_body = {}  # a body shared by several docstrings (an inherited method's) is judged once
+    for text in docstrings():
+        if (split := _split_docstring(text)) and split[1] not in by_body:
+            by_body[split[1]] = split
+    items = list(by_body.values())
     bodies = [body for _, body in items]
     words = [set(_WORD.findall(body.lower())) for body in bodies]
     rng = random.Random(seed)
@@ -59,9 +63,9 @@ def judged_sets(candidates: int = 20, *, held_out_share: float = 0.2,
     for i, (summary, body) in enumerate(items):
         query_words = set(_WORD.findall(summary.lower())) | words[i]
         overlap = sorted((len(query_words & words[j]) / (1 + len(words[j])) ** 0.5, j)
-                         for j in range(len(items)) if j != i and bodies[j] != body)
+                         for j in range(len(items)) if j != i)
         nearest = [j for _, j in overlap[-hard:]]
-        others = [j for j in range(len(items)) if j != i and j not in nearest and bodies[j] != body]
+        others = [j for j in range(len(items)) if j != i and j not in nearest]
         chosen = nearest + rng.sample(others, candidates - 1 - len(nearest))
         passages = [bodies[j] for j in chosen]
         slot = rng.randrange(candidates)

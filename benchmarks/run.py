@@ -4,7 +4,9 @@ Run from the repository root as `python -m benchmarks`. Writes results.json and 
 targets as measured ratios, the machine) to
 --out, printing each row as it is measured. Systems: floor (compute_score per request, in-process),
 direct (the model alone, length-sorted batches of 32, in-process), naive (FastAPI + compute_score),
-infinity (infinity-emb 0.0.78, torch, CPU, fp32), rerank-kit (torch) and its ONNX fp32 / int8 paths.
+infinity (infinity-emb 0.0.78, torch, CPU, fp32), rerank-kit as started with no options (ONNX Runtime fp32 on
+a CPU), forced to torch, and with int8. Then the quality of each serving path on a trained model
+(benchmarks.quality) and the cost curves as charts (benchmarks.curves).
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from benchmarks import peers
+from benchmarks import curves, peers, quality
 from benchmarks.flops import flops_per_pair
 from benchmarks.loadgen import run_load
 from benchmarks.models import MODEL_NAMES, ModelShape, build_model
 from benchmarks.report import Row, median, percentile, table, targets
 from benchmarks.workload import Request, docstrings, make_passages, make_queries, make_requests
 
-SYSTEMS = ("floor", "direct", "naive", "infinity", "rerank-kit", "rerank-kit-onnx", "rerank-kit-onnx-int8")
+SYSTEMS = ("floor", "direct", "naive", "infinity", "rerank-kit", "rerank-kit-torch", "rerank-kit-int8")
 _IN_PROCESS = ("floor", "direct")
 # direct's batchings: the torch limit (sorted, 32 a batch), arrival order, rerank-kit's CPU token budget
 _DIRECT_BATCHINGS = ["direct", "direct-unsorted", "direct-2k-tokens"]
@@ -63,6 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--peak-seconds", type=float, default=3.0, help="time spent measuring the matmul peak")
     parser.add_argument("--work", type=Path, default=_DEFAULT_WORK, help="models, venvs and caches")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default WORK/results/<time>)")
+    parser.add_argument("--no-quality", dest="quality", action="store_false",
+                        help="skip the quality table (trains benchmarks.trained's model on first use)")
+    parser.add_argument("--curves", type=_csv(str), default=list(curves.SYSTEMS),
+                        help=f"systems drawn in the cost curves on the first model ({','.join(curves.SYSTEMS)}; "
+                             "empty: no curves)")
+    parser.add_argument("--curve-passages", type=_csv(int), default=list(curves.PASSAGES))
+    parser.add_argument("--curve-lengths", type=_csv(int), default=list(curves.LENGTHS))
 
 
 @dataclass
@@ -167,11 +176,25 @@ class Bench:
                     row.padding = delta["batch_padded_tokens"] / delta["batch_real_tokens"] - 1
                 self.add(row)
 
-    def parity(self, workload: Workload) -> dict:
-        requests = workload.requests(20, 20)
-        job = {"model": str(workload.model_dir), "requests": [asdict(r) for r in requests],
-               "max_requests": len(requests), "cache_dir": str(self.args.work / "cache")}
-        return run_child("parity", job, self.out / f"{workload.name}-parity")
+    def quality(self) -> str:
+        from benchmarks.trained import build_trained
+
+        model = build_trained(self.args.work / "models")
+        result = run_child("quality", {"model": str(model), "cache_dir": str(self.args.work / "cache")},
+                           self.out / "quality")
+        return quality.table(result)
+
+    def curves(self, workload: Workload) -> str:
+        points = curves.measure(workload.model_dir, workload.tokenizer, self.args.work, self.out,
+                                systems=self.args.curves, passages=self.args.curve_passages,
+                                lengths=self.args.curve_lengths, seconds=self.args.seconds * 6)
+        (self.out / "curves.json").write_text(json.dumps(curves.as_dicts(points), indent=1))
+        charts = curves.draw(points, self.out, f"{workload.name}, {machine(self.peak_gflops)['cpu']}, "
+                                               f"{os.cpu_count()} cores")
+        self.failures += [f"- curve {p.system} {p.axis}={p.x}: {p.errors} failed requests, so no point"
+                          for p in points if p.errors]
+        return ("\nCost curves (c=1; charts " + ", ".join(c.name for c in charts) + "):\n\n"
+                + curves.table(points))
 
 
 def run_child(mode: str, job: dict, stem: Path) -> dict:
@@ -182,14 +205,6 @@ def run_child(mode: str, job: dict, stem: Path) -> dict:
         subprocess.run([sys.executable, "-m", "benchmarks.inprocess", mode, str(job_path), str(result_path)],
                        check=True, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **peers.QUIET_ENV})
     return json.loads(result_path.read_text())
-
-
-def parity_note(parity: dict) -> str:
-    return "\nONNX vs torch on the benchmark requests (sigmoid scores):\n\n" + "\n".join(
-        f"- {q}: max |score difference| {p['max_abs_score_diff']:.2e}; torch's exact order kept in "
-        f"{p['same_order']}/{p['requests']} requests, its top document in {p['same_top1']}; lowest Spearman "
-        f"{p['min_spearman']:.3f}; median logit spread within a request {p['median_logit_spread']:.3f}"
-        for q, p in parity.items() if q in ("none", "int8")) + "\n"
 
 
 def machine(peak_gflops: float) -> dict:
@@ -230,19 +245,8 @@ def _workloads(args: argparse.Namespace) -> list[Workload]:
     return workloads
 
 
-def _server_spec(system: str, work: Path) -> peers.ServerSpec:
-    if system == "naive":
-        return peers.naive_spec()
-    if system == "infinity":
-        return peers.infinity_spec(work)
-    quantize = {"rerank-kit-onnx": "none", "rerank-kit-onnx-int8": "int8"}.get(system)
-    if quantize:
-        return peers.rerank_kit_spec(system, work, backend="onnx", onnx_quantize=quantize)
-    return peers.rerank_kit_spec(system, work)
-
-
 def run(args: argparse.Namespace) -> int:
-    unknown = set(args.systems + args.secondary_systems) - set(SYSTEMS)
+    unknown = set(args.systems + args.secondary_systems + args.curves) - set(SYSTEMS)
     if unknown:
         print(f"unknown systems {sorted(unknown)}; choose from {','.join(SYSTEMS)}", file=sys.stderr)
         return 2
@@ -250,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or args.work / "results" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     out.mkdir(parents=True, exist_ok=True)
     several_models = len(args.model_dir or args.models) > 1
-    if "infinity" in args.systems or (several_models and "infinity" in args.secondary_systems):
+    if "infinity" in args.systems + args.curves or (several_models and "infinity" in args.secondary_systems):
         peers.ensure_infinity(args.work, os.environ.get("PY311") or "python3.11")
     workloads = _workloads(args)
     peak = run_child("peak", {"max_seconds": args.peak_seconds}, out / "peak")["gflops"] if args.peak_seconds else 0.0
@@ -262,13 +266,19 @@ def run(args: argparse.Namespace) -> int:
                 if system in _IN_PROCESS:
                     bench.in_process(workload, system, index)
                 else:
-                    bench.served(workload, _server_spec(system, args.work), index)
+                    bench.served(workload, peers.server_spec(system, args.work), index)
             except (RuntimeError, subprocess.CalledProcessError) as exc:  # one system's failure ends only its rows
                 print(f"# {workload.name} {system} failed: {exc}", flush=True)
                 bench.failures.append(f"- {workload.name} {system} failed: {str(exc).splitlines()[0]}")
-        if index == 0 and any(s.startswith("rerank-kit-onnx") for s in args.systems):
-            bench.notes = parity_note(bench.parity(workload))
+        if index == 0 and args.curves:
+            try:
+                bench.notes += bench.curves(workload)
+            except (RuntimeError, subprocess.CalledProcessError) as exc:
+                bench.failures.append(f"- the cost curves failed: {str(exc).splitlines()[0]}")
             bench.save()
+    if args.quality:
+        bench.notes += "\nQuality of each serving path (trained MiniLM-L6, held-out queries):\n\n" + bench.quality()
+        bench.save()
     summary = render(bench.rows, peak) + bench.notes
     bench.failures += [f"- {r.model} {r.system} c={r.concurrency} x {r.docs}: {r.errors} failed requests, "
                        "so no throughput" for r in bench.rows if r.errors]

@@ -20,7 +20,7 @@ NAME = "minilm-l6-trained"
 _TRAINED_LAYERS = 2
 _NEGATIVES = 4
 _MAX_LENGTH = 256
-_RECIPE = {"epochs": 2, "lr": 5e-5, "head_lr": 1e-3, "seed": 0, "negatives": _NEGATIVES,
+_RECIPE = {"data": 2, "epochs": 2, "lr": 5e-5, "head_lr": 1e-3, "seed": 0, "negatives": _NEGATIVES,
            "trained_layers": _TRAINED_LAYERS, "max_length": _MAX_LENGTH}
 
 

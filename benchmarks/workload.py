@@ -56,14 +56,15 @@ def _methods(obj: object) -> list[object]:
     return [v for k, v in sorted(vars(obj).items()) if not k.startswith("_") and callable(v)]
 
 
-def make_passages(tokenizer, count: int, *, seed: int = 0) -> list[str]:
-    """`count` passages cut from the docstring stream at word boundaries, 140..220 tokens each."""
+def make_passages(tokenizer, count: int, *, seed: int = 0,
+                  tokens: tuple[int, int] = (_MIN_TOKENS, _MAX_TOKENS)) -> list[str]:
+    """`count` passages cut from the docstring stream at word boundaries, `tokens` (140..220) tokens each."""
     rng = random.Random(seed)
     stream = " ".join(docstrings())
     passages: list[str] = []
     start = 0
     while len(passages) < count:
-        target = rng.randint(_MIN_TOKENS, _MAX_TOKENS)
+        target = rng.randint(*tokens)
         window = stream[start:start + target * 12]  # a token is far shorter than 12 characters
         encoded = tokenizer(window, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         offsets = encoded["offset_mapping"]

@@ -79,7 +79,8 @@ def test_bench_runs_every_local_system_on_the_tiny_model(tiny_model_dir: Path, t
         [sys.executable, "-m", "benchmarks", "--model-dir", str(tiny_model_dir), "--systems",
          ",".join(SMOKE_SYSTEMS), "--cells", "1,3;4,3", "--seconds", "2", "--waves", "1",
          "--min-requests", "2", "--direct-pairs", "6", "--peak-seconds", "0.3", "--work", str(tmp_path / "work"),
-         "--out", str(out)],
+         "--out", str(out), "--no-quality", "--curves", "rerank-kit,rerank-kit-int8", "--curve-passages", "2,5",
+         "--curve-lengths", "16,40"],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -100,3 +101,11 @@ def test_bench_runs_every_local_system_on_the_tiny_model(tiny_model_dir: Path, t
     report = (out / "results.md").read_text()
     assert "| model | system | docs | c |" in report and "one model copy" in report
     assert f"| {tiny_model_dir.name} | rerank-kit | 3 | 4 |" in report
+    points = json.loads((out / "curves.json").read_text())
+    assert {(p["system"], p["axis"], p["x"]) for p in points} == {
+        (system, axis, x) for system in ("rerank-kit", "rerank-kit-int8")
+        for axis, xs in (("passages", (2, 5)), ("length", (16, 40))) for x in xs}
+    assert all(p["errors"] == 0 and p["pairs_per_s"] > 0 and p["p50_ms"] > 0 for p in points), points
+    for chart in ("bench-passages.png", "bench-length.png"):
+        assert (out / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| rerank-kit-int8 | length | 40 |" in report
