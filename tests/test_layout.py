@@ -49,6 +49,14 @@ def test_the_tools_never_import_the_server_or_the_integrations(rel: str) -> None
 
 
 @pytest.mark.parametrize("rel", sources("rerank_kit/commands"))
+def test_the_tools_import_only_what_the_rule_table_allows(rel: str) -> None:
+    """docs/ARCHITECTURE.md: the core (httpx, pydantic), pyyaml, huggingface_hub (download), cryptography."""
+    allowed = {"rerank_kit", "httpx", "pydantic", "yaml", "huggingface_hub", "cryptography"} | {
+        f"rerank_kit.{m}" for m in ("client", "errors", "protocol", "scores", "hybrid", "commands")}
+    assert imports_of(rel) <= allowed, imports_of(rel) - allowed
+
+
+@pytest.mark.parametrize("rel", sources("rerank_kit/commands"))
 def test_the_tools_import_the_core_pyyaml_cryptography_and_huggingface_hub_only(rel: str) -> None:
     """cryptography signs .difypkg files (dify_signature); huggingface_hub fetches models (download)."""
     found = {name for name in imports_of(rel) if not name.startswith("rerank_kit")}
