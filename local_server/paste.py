@@ -9,6 +9,7 @@ container itself) and on the field: some fields take the base URL and append a p
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,11 +94,16 @@ def ways(host: str, port: int, *, containerised: bool) -> list[Way]:
 
 
 def paste_guide(host: str, port: int, *, api_key_set: bool, models: Sequence[str] = (),
-                containerised: bool | None = None) -> str:
+                containerised: bool | None = None, kubernetes: bool | None = None) -> str:
     """The lines `rerank-kit serve` prints: per way, every platform field with the exact value to paste."""
     key = "the server's RERANK_API_KEY" if api_key_set else "leave it empty (no RERANK_API_KEY is set)"
     lines = ["What to paste into Dify / RAGFlow:",
              f"  Model name: {', '.join(models) or 'any'}    API key: {key}"]
+    if "KUBERNETES_SERVICE_HOST" in os.environ if kubernetes is None else kubernetes:
+        # Pods reach it through its Service, whose name the process does not know; the chart's NOTES print it.
+        return "\n".join([*lines, f"  In Kubernetes: the Service's URL, http://<service>.<namespace>.svc.cluster.local:"
+                                   f"{port} (`helm status <release>` prints it for every field; add /v1 for the "
+                                   "OpenAI-API-compatible fields)"])
     width = max(len(f"{f.platform} {f.provider}") for f in FIELDS)
     label_width = max(len(f.label) for f in FIELDS)
     for way in ways(host, port, containerised=in_container() if containerised is None else containerised):

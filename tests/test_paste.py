@@ -34,13 +34,18 @@ def test_each_way_gets_the_base_url_it_can_reach() -> None:
 
 
 def test_the_guide_names_every_field_with_its_suffix() -> None:
-    guide = paste_guide("0.0.0.0", 8086, api_key_set=True, models=["bge-reranker-v2-m3"], containerised=False)
+    guide = paste_guide("0.0.0.0", 8086, api_key_set=True, models=["bge-reranker-v2-m3"], containerised=False,
+                        kubernetes=False)
     assert "Model name: bge-reranker-v2-m3" in guide and "API key: the server's RERANK_API_KEY" in guide
     assert 'extra_hosts: ["host.docker.internal:host-gateway"]' in guide
     for field in FIELDS:
         row = re.search(rf"{field.platform} {re.escape(field.provider)} +{field.label} +(\S+)", guide)
         assert row and row[1] == f"http://host.docker.internal:8086{field.suffix}"
-    assert "leave it empty" in paste_guide("127.0.0.1", 8086, api_key_set=False, containerised=False)
+    assert "leave it empty" in paste_guide("127.0.0.1", 8086, api_key_set=False, containerised=False,
+                                           kubernetes=False)
+    in_cluster = paste_guide("0.0.0.0", 8086, api_key_set=True, kubernetes=True)
+    assert "http://<service>.<namespace>.svc.cluster.local:8086" in in_cluster
+    assert "host.docker.internal" not in in_cluster  # no Docker host to reach from a pod
 
 
 def _answers_as_the_provider_expects(provider: str, url: str) -> None:
@@ -64,7 +69,8 @@ def _answers_as_the_provider_expects(provider: str, url: str) -> None:
     assert {item["index"] for item in answer.json()["results"]} == {0, 1}
 
 
-def test_the_printed_urls_work_as_pasted(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_the_printed_urls_work_as_pasted(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # a CI runner in a pod still runs "on a host"
     log = tmp_path / "serve.log"
     with running_server(tiny_model_dir, log_file=log) as base_url:
         output = log.read_text()
