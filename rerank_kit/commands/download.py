@@ -20,12 +20,8 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
-
-if TYPE_CHECKING:
-    from huggingface_hub import HfApi
 
 # Formats the server never loads: fetching them would multiply the download (bge-reranker-base ships the same
 # weights as .bin, .safetensors and .onnx, 1.1 GB each). PyTorch .bin files are skipped too when the repository
@@ -132,10 +128,12 @@ def _incomplete(target: Target, folder: Path | None, why: str) -> DownloadError:
     return DownloadError(f"{target.model}: {why}; {state}.\n  {target.copy_in_hint()}")
 
 
-def _ignore_patterns(api: HfApi, target: Target, revision: str | None) -> list[str]:
+def _ignore_patterns(model: str, revision: str | None) -> list[str]:
     """_NEVER_LOADED, plus the PyTorch .bin weights when safetensors are there (the server prefers those)."""
+    from huggingface_hub import HfApi
+
     try:
-        files = [sibling.rfilename for sibling in api.model_info(target.model, revision=revision).siblings or []]
+        files = [sibling.rfilename for sibling in HfApi().model_info(model, revision=revision).siblings or []]
     except Exception:  # the Hub is unreachable (or refuses): snapshot_download meets the same failure and
         return _NEVER_LOADED + _DUPLICATE_BIN  # reports it; what is on disk is then judged by missing_files
     has_safetensors = any(name.endswith(".safetensors") for name in files)
@@ -151,7 +149,7 @@ def fetch(target: Target, *, revision: str | None, offline: bool) -> Path:
                                               "complete model")
         return folder.resolve()
 
-    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -166,8 +164,7 @@ def fetch(target: Target, *, revision: str | None, offline: bool) -> Path:
             folder = Path(snapshot_download(target.model, local_files_only=True,
                                             ignore_patterns=_NEVER_LOADED + _DUPLICATE_BIN, **options))
         else:
-            api = HfApi()
-            folder = Path(snapshot_download(target.model, ignore_patterns=_ignore_patterns(api, target, revision),
+            folder = Path(snapshot_download(target.model, ignore_patterns=_ignore_patterns(target.model, revision),
                                             **options))
     except (RepositoryNotFoundError, GatedRepoError, RevisionNotFoundError) as exc:
         raise DownloadError(f"{target.model}: not found on the Hub, or gated ({type(exc).__name__}); check the id "
