@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from local_server.paste import paste_guide
 from local_server.settings import Settings
 
 # Flags override the RERANK_* environment; secrets (the API key) are read from the environment only,
@@ -53,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         log.warning("listening on %s without an API key: anyone who can reach this machine can use the reranker. "
                     "Set RERANK_API_KEY, or RERANK_HOST=127.0.0.1 when Dify/RAGFlow do not run in Docker "
                     "(docs/server.md, Exposure)", settings.host)
+    print(paste_guide(settings.host, settings.port, api_key_set=bool(settings.api_key), models=[settings.model_id]),
+          flush=True)
     app = create_app(settings, engine)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                             timeout_graceful_shutdown=settings.drain_seconds + _ANSWER_SECONDS)
