@@ -86,10 +86,10 @@ def test_strings_come_back_best_first_with_the_server_scores(plugin: PluginProce
     assert text == f"Reranked 4 documents; kept 4, best score {expected[0][1]:.3f} (document {expected[0][0]})."
 
 
-@pytest.mark.parametrize("as_json_text", [False, True], ids=["array", "json-text"])
-def test_knowledge_retrieval_objects_keep_every_field(plugin: PluginProcess, live_server: str,
-                                                      as_json_text: bool) -> None:
-    documents = json.dumps(KNOWLEDGE) if as_json_text else KNOWLEDGE
+@pytest.mark.parametrize("encode", [lambda items: items, json.dumps, str], ids=["array", "json-text", "dify-text"])
+def test_knowledge_retrieval_objects_keep_every_field(plugin: PluginProcess, live_server: str, encode) -> None:
+    """Dify's cast of a selected array variable to a string parameter is `str(value)` (the dify-text case)."""
+    documents = encode(KNOWLEDGE)
     ranked, _ = outputs(invoke(plugin, credentials(live_server), documents=documents, top_n=3, score_threshold=0.0))
     expected = server_ranking(live_server)[:3]
     assert [(item["index"], item["score"]) for item in ranked] == expected
@@ -122,7 +122,7 @@ def test_no_documents_give_empty_outputs_without_a_server(plugin: PluginProcess)
 
 
 @pytest.mark.parametrize(("parameters", "message"), [
-    ({"documents": "paris, london"}, "documents is text but not a JSON array"),
+    ({"documents": "paris, london"}, "documents is text but not an array in JSON or Python literal form"),
     ({"documents": [{"title": "no text"}]}, "documents[0] has no content or text field"),
     ({"documents": DOCS, "top_n": 1.5}, "top_n must be a whole number"),
     ({"documents": DOCS, "score_threshold": 2}, "score_threshold must be between 0 and 1"),

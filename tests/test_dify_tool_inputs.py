@@ -34,17 +34,33 @@ inputs = _load()
 
 
 @pytest.mark.parametrize("value", [
-    ["a", "b"], json.dumps(["a", "b"]), f"  {json.dumps(['a', 'b'])}\n", {"result": ["a", "b"]},
-], ids=["array", "json-text", "json-text-padded", "node-output-object"])
+    ["a", "b"], json.dumps(["a", "b"]), f"  {json.dumps(['a', 'b'])}\n", str(["a", "b"]), {"result": ["a", "b"]},
+], ids=["array", "json-text", "json-text-padded", "python-repr", "node-output-object"])
 def test_strings_as_the_array_or_its_json_text(value) -> None:
     assert [(d.text, d.item) for d in inputs.parse_documents(value)] == [("a", "a"), ("b", "b")]
 
 
-@pytest.mark.parametrize("value", [KNOWLEDGE, json.dumps(KNOWLEDGE)], ids=["array", "json-text"])
+# What Dify sends for a selected array variable or an array of objects in a template: str(value), not JSON.
+DIFY_TEXT = str([{**item, "metadata": {**item["metadata"], "doc_metadata": None, "child_chunks": []}}
+                 for item in KNOWLEDGE])
+
+
+@pytest.mark.parametrize("value", [KNOWLEDGE, json.dumps(KNOWLEDGE), str(KNOWLEDGE)],
+                         ids=["array", "json-text", "python-repr"])
 def test_knowledge_retrieval_objects_rerank_their_content_and_keep_every_field(value) -> None:
     documents = inputs.parse_documents(value)
     assert [d.text for d in documents] == [item["content"] for item in KNOWLEDGE]
     assert [d.item for d in documents] == KNOWLEDGE
+
+
+def test_dify_s_python_text_keeps_none_and_nested_values() -> None:
+    items = [d.item for d in inputs.parse_documents(DIFY_TEXT)]
+    assert items[0]["metadata"] == {"score": 0.41, "position": 1, "doc_metadata": None, "child_chunks": []}
+
+
+def test_python_text_is_read_as_literals_never_run() -> None:
+    with pytest.raises(InvalidInputError, match="not an array in JSON or Python literal form"):
+        inputs.parse_documents("[__import__('os').getcwd()]")
 
 
 def test_text_objects_and_strings_mix() -> None:
@@ -58,7 +74,7 @@ def test_nothing_to_rerank(value) -> None:
 
 
 @pytest.mark.parametrize(("value", "message"), [
-    ("paris; london", "documents is text but not a JSON array (Expecting value at character 0)"),
+    ("paris; london", "documents is text but not an array in JSON or Python literal form (Expecting value at"),
     ('{"a": 1}', "documents must be an array, got dict"),
     (42, "documents must be an array, got int"),
     (["a", None], "documents[1] must be a string or an object, got NoneType"),

@@ -1,12 +1,17 @@
 """The Rerank tool's parameters as Dify passes them, read into plain values (no SDK here, so tests read it alone).
 
-`documents` arrives as the array itself or as its JSON text, depending on how the node is wired: strings,
-or the Knowledge Retrieval node's `result` objects, whose `content` is reranked and which are returned
-whole. `top_n` and `score_threshold` arrive as numbers, None, or 0 when the node leaves them unset.
+`documents` holds strings, or the Knowledge Retrieval node's `result` objects, whose `content` is reranked
+and which are returned whole. How it arrives depends on how the node is wired. The array itself comes from
+direct callers. A string parameter gets text: Dify's `cast_parameter_value` turns a selected array variable
+into `str(value)` (Python's repr, not JSON), and a template renders an array of strings as JSON but an
+array of objects as Python's repr (`core/variables/segments.py`). So text is read as JSON, else as a Python
+literal (`ast.literal_eval`: literals only, never code). `top_n` and `score_threshold` arrive as numbers,
+None, or 0 when the node leaves them unset.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 from collections.abc import Mapping
@@ -44,17 +49,25 @@ def _document(position: int, item: Any) -> Document:
                             hint=DOCUMENTS_HINT)
 
 
+def _literal(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        json_error = f"{error.msg} at character {error.pos}"
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise InvalidInputError(f"documents is text but not an array in JSON or Python literal form ({json_error})",
+                                hint=DOCUMENTS_HINT) from None
+
+
 def parse_documents(value: Any) -> list[Document]:
     """The documents in their given (retrieval) order; InvalidInputError naming what is wrong and where."""
     if isinstance(value, str):
         text = value.strip()
         if not text:
             return []
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise InvalidInputError(f"documents is text but not a JSON array ({error.msg} at character {error.pos})",
-                                    hint=DOCUMENTS_HINT) from None
+        value = _literal(text)
     if value is None:
         return []
     if isinstance(value, Mapping) and isinstance(value.get("result"), list):
