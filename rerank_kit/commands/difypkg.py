@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from rerank_kit.commands import dify_signature, wheels
 from rerank_kit.commands.vendor import CORE_PACKAGE as CLIENT_PACKAGE
@@ -570,7 +571,7 @@ def validate(files: Mapping[str, bytes]) -> None:
 
 def build(output_dir: Path, root: Path = REPO_ROOT, max_size: int = MAX_UNCOMPRESSED_BYTES,
           offline: wheels.Offline | None = None, plugin: PluginSource = MODEL,
-          sign_key: dify_signature.rsa.RSAPrivateKey | None = None) -> Package:
+          sign_key: RSAPrivateKey | None = None) -> Package:
     """Assemble, validate and write `<output_dir>/<name>-<version>.difypkg`; re-read it to prove it.
 
     `offline` adds the wheels: `<name>-<version>-offline-<arch>[-<arch>].difypkg`; `sign_key` signs it
