@@ -111,6 +111,28 @@ def test_the_deployment_loads_the_model_the_init_container_downloads() -> None:
     assert pod["terminationGracePeriodSeconds"] >= drain + 5 + 5  # drain, last answers, preStop sleep
 
 
+def test_the_server_runs_with_only_the_volumes_the_chart_makes_writable(
+        tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """readOnlyRootFilesystem: the server writes only under /models (HF_HOME, RERANK_CACHE_DIR) and /tmp.
+
+    The pod's environment, with /models moved under tmp_path and an unwritable HOME, runs a real server
+    (including a first ONNX export when the backend chooses one) that answers a rerank.
+    """
+    from server_process import running_server
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model_dir, models / "tiny")
+    server = one(objects({}), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    paths = {k: str(v).replace("/models", str(models), 1) for k, v in env_of(server).items()
+             if isinstance(v, str) and v.startswith("/models")}
+    assert {"RERANK_MODEL", "RERANK_CACHE_DIR", "HF_HOME"} <= set(paths)
+    monkeypatch.setenv("HOME", "/dev/null/home")  # nothing can be created under it
+    monkeypatch.setenv("HF_HOME", paths["HF_HOME"])
+    with running_server(models / "tiny", cache_dir=paths["RERANK_CACHE_DIR"], device="cpu") as base_url:
+        answer = httpx.post(f"{base_url}/rerank", json={"query": "paris", "texts": ["paris", "cat"]}, timeout=30)
+    assert answer.status_code == 200 and len(answer.json()) == 2
+
+
 def test_every_setting_the_chart_sets_exists() -> None:
     from local_server.settings import Settings
 
