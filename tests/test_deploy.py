@@ -155,7 +155,10 @@ def test_the_gpu_variant_asks_for_an_nvidia_gpu_and_fp16() -> None:
 
 
 def test_autoscaling_on_queue_depth_with_cpu_as_the_fallback() -> None:
-    adapter = one(objects({"autoscaling": {"enabled": True}}), "HorizontalPodAutoscaler")
+    scaled = objects({"autoscaling": {"enabled": True}})
+    adapter = one(scaled, "HorizontalPodAutoscaler")
+    assert one(scaled, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1  # drains take one replica at a time
+    assert "PodDisruptionBudget" not in {o["kind"] for o in objects({})}  # one replica: a PDB would block drains
     metrics = {m["type"]: m for m in adapter["spec"]["metrics"]}
     assert metrics["Pods"]["pods"]["metric"]["name"] == "rerank_queue_pairs"
     assert metrics["Resource"]["resource"]["name"] == "cpu"
