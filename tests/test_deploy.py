@@ -158,7 +158,7 @@ def test_autoscaling_on_queue_depth_with_cpu_as_the_fallback() -> None:
     scaled = objects({"autoscaling": {"enabled": True}})
     adapter = one(scaled, "HorizontalPodAutoscaler")
     assert one(scaled, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1  # drains take one replica at a time
-    assert "PodDisruptionBudget" not in {o["kind"] for o in objects({})}  # one replica: a PDB would block drains
+    assert "PodDisruptionBudget" not in {o["kind"] for o in objects({})}  # one replica: nothing else would keep serving
     metrics = {m["type"]: m for m in adapter["spec"]["metrics"]}
     assert metrics["Pods"]["pods"]["metric"]["name"] == "rerank_queue_pairs"
     assert metrics["Resource"]["resource"]["name"] == "cpu"
