@@ -171,8 +171,10 @@ def test_autoscaling_on_queue_depth_with_cpu_as_the_fallback() -> None:
     assert "HorizontalPodAutoscaler" not in {o["kind"] for o in keda}  # KEDA owns the HPA it creates
     deployment = one(keda, "Deployment")
     assert "replicas" not in deployment["spec"]  # the autoscaler owns the count
-    with pytest.raises(helm.HelmError, match="queueMetric must be adapter, keda or none"):
-        objects({"autoscaling": {"enabled": True, "queueMetric": "queue"}})
+    with pytest.raises(helm.HelmError, match="queueMetric': value must be one of 'adapter', 'keda', 'none'"):
+        objects({"autoscaling": {"enabled": True, "queueMetric": "queue"}})  # values.schema.json
+    with pytest.raises(helm.HelmError, match="additional properties 'autoscalling' not allowed"):
+        objects({"autoscalling": {"enabled": True}})  # a misspelt key fails instead of being ignored
 
 
 def test_the_crd_objects_are_complete_and_point_at_the_chart() -> None:
