@@ -5,7 +5,8 @@ A small package, one module per reason to change:
 - `servers`: who answered (`ServerKind`), how to call it (`WireFormat`), request bodies and response parsing;
 - `transport`: the steps flows yield, retries and backoff, and transport/status failures as typed errors;
 - `flows`: detection, rerank with batching, and check, written once as generators of steps;
-- `drivers`: `RerankClient` (httpx.Client, time.sleep) and `AsyncRerankClient` (httpx.AsyncClient, asyncio.sleep).
+- `drivers`: `RerankClient` (httpx.Client, time.sleep) and `AsyncRerankClient` (httpx.AsyncClient, asyncio.sleep);
+- `forms`: a client from a credential form of strings (both Dify plugins), and one shared client per configuration.
 
 Light by design: httpx + pydantic only (it ships inside the Dify plugin and is copied into RAGFlow).
 """
