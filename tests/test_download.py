@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -33,10 +35,11 @@ NEVER_FETCHED = {"pytorch_model.bin": b"duplicate weights", "onnx/model.onnx": b
 class StandInHub:
     """Serves a repository built from a model folder, and counts the file bodies it sends."""
 
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(self, model_dir: Path, *, slow: str | None = None) -> None:
         self.files = {p.name: p.read_bytes() for p in model_dir.iterdir() if p.is_file()} | NEVER_FETCHED
         self.bodies_sent: Counter[str] = Counter()
         self.lock = threading.Lock()
+        self.slow = slow  # this file's body comes in 10 pieces over 2 s, so that a test can interrupt it
 
     def handler(self) -> type[QuietHandler]:
         hub = self
@@ -74,7 +77,11 @@ class StandInHub:
                     with hub.lock:
                         hub.bodies_sent[name] += 1
                     self._file_headers(name)
-                    self.wfile.write(hub.files[name])
+                    body, pieces = hub.files[name], 10 if name == hub.slow else 1
+                    for piece in range(pieces):
+                        self.wfile.write(body[piece * len(body) // pieces:(piece + 1) * len(body) // pieces])
+                        self.wfile.flush()
+                        time.sleep(0.2 if pieces > 1 else 0)
                 else:
                     self._reply(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
 
@@ -115,6 +122,27 @@ def test_downloads_with_progress_then_resumes_keeping_complete_files(hub: StandI
     assert hub.bodies_sent["model.safetensors"] == 2
     assert all(hub.bodies_sent[name] == 1 for name in model_files - {"model.safetensors"})
     assert (folder / "model.safetensors").read_bytes() == (tiny_model_dir / "model.safetensors").read_bytes()
+
+
+def test_an_interrupted_download_says_how_to_resume(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """^C: huggingface_hub finishes the files in flight, the command exits 130, and a re-run fetches nothing."""
+    hub = StandInHub(tiny_model_dir, slow="model.safetensors")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "RERANK_"))}
+    with serving(hub.handler()) as endpoint:
+        env = {**clean, "HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf")}
+        process = subprocess.Popen([sys.executable, "-m", "rerank_kit.cli", "download", REPO, "--to",
+                                    str(tmp_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while not hub.bodies_sent["model.safetensors"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)  # while the slow file is on its way
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 130 and out == ""
+        assert "interrupted; the same command resumes acme/tiny-reranker" in err
+        again = download(REPO, "--to", str(tmp_path), HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf"))
+    assert again.returncode == 0, again.stderr
+    assert missing_files(tmp_path / "tiny-reranker") == []
+    assert max(hub.bodies_sent.values()) == 1  # nothing fetched twice
 
 
 def test_a_complete_folder_needs_no_network(hub: StandInHub, tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ A first `rerank-kit serve` would otherwise download several hundred MB with no p
 ahead of time (an image build, a Kubernetes init container, a machine that will be offline). The transfer is
 huggingface_hub's own `snapshot_download`: its progress bars, `HF_ENDPOINT` (a mirror) and `HF_TOKEN` (gated
 models) honoured, and a re-run keeps every file already complete, so an interrupted download resumes where
-it stopped (a file cut in the middle is fetched again). Offline (`RERANK_OFFLINE=1`, `HF_HUB_OFFLINE=1`, or
+it stopped (a file cut in the middle is fetched again; ^C lets the files in flight finish, then exits 130). Offline (`RERANK_OFFLINE=1`, `HF_HUB_OFFLINE=1`, or
 the Hub unreachable) it says at once what is missing and how to copy a folder in.
 
 stdout gets one line per model, the local folder to put in `RERANK_MODEL` (or in the config's `path`);
@@ -201,7 +201,7 @@ def _say(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit 0 when every model is ready, 1 when one is not (each said why), 2 for a wrong invocation."""
+    """Exit 0 when every model is ready, 1 when one is not (each said why), 2 for a wrong invocation, 130 on ^C."""
     offline = offline_requested()
     try:
         targets = targets_of(args)
@@ -212,6 +212,10 @@ def run(args: argparse.Namespace) -> int:
     for target in targets:
         try:
             folder = fetch(target, revision=args.revision, offline=offline)
+        except KeyboardInterrupt:
+            _say(f"rerank-kit download: interrupted; the same command resumes {target.model}, keeping the files "
+                 "already complete")
+            return 130
         except DownloadError as exc:
             _say(f"rerank-kit download: {exc}")
             failures += 1
