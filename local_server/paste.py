@@ -2,8 +2,8 @@
 
 The URL a platform needs depends on where it runs relative to this server (a container's `localhost` is the
 container itself) and on the field: some fields take the base URL and append a path themselves, others want
-`/v1`. Getting either wrong is the most common failure users report (/work/shared/reference: Dify complaint
-3 and 9, RAGFlow complaint 1), so the server prints the exact values for every field and way.
+`/v1`. Getting either wrong is what users of both platforms' trackers report most (a `/v1` or `/rerank` too
+many or too few, `localhost` from inside Docker), so the server prints the exact value for every field and way.
 """
 
 from __future__ import annotations
