@@ -28,8 +28,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from local_server.batcher import Batcher
-from local_server.dialects import documents_response, tei_response
-from local_server.engine import RerankEngine
+from local_server.dialects import documents_response, ollama_response, tei_response
 from local_server.errors import (
     CLIENT_CLOSED_REQUEST,
     EXPECTED,
@@ -41,12 +40,15 @@ from local_server.errors import (
     error_responses,
 )
 from local_server.metrics import Metrics
+from local_server.registry import ServedModels
 from local_server.scoring import Scorer
 from local_server.settings import Settings
 from rerank_kit import __version__
 from rerank_kit.protocol import (
     ModelCard,
     ModelList,
+    OllamaRerankRequest,
+    OllamaRerankResponse,
     RerankRequest,
     RerankResponse,
     ServerInfo,
@@ -218,29 +220,29 @@ def _json_body(*schemas: str) -> dict[str, Any]:
     return {"application/json": {"schema": refs[0] if len(refs) == 1 else {"oneOf": refs}}}
 
 
-_RERANK_ERRORS = error_responses(400, 401, 413, 415, 422, 500, 503)
+_RERANK_ERRORS = error_responses(400, 401, 404, 413, 415, 422, 500, 503)
 _META_ERRORS = error_responses(401, 500)  # 401 only for a route left out of RERANK_PUBLIC_ROUTES
 
 
-def create_app(settings: Settings, engine: RerankEngine) -> FastAPI:
-    """The app around an already loaded engine; the inference thread lives as long as the app."""
-    batcher = Batcher(engine.logits, max_batch_tokens=engine.batch_tokens,
-                      max_batch_size=settings.max_batch_size, max_wait_ms=settings.max_wait_ms,
-                      max_queue_pairs=settings.max_queue_pairs)
-    scorer = Scorer(engine, batcher)
+def create_app(settings: Settings, models: ServedModels) -> FastAPI:
+    """The app around the served models; the inference thread lives as long as the app."""
+    batcher = models.batcher
+    scorer = Scorer(models)
     metrics = Metrics(batcher)
-    model_id = settings.model_id
     api_key = settings.api_key.get_secret_value().encode() if settings.api_key else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         batcher.start()
+        unloader = asyncio.create_task(models.unload_idle_forever())
         yield
+        unloader.cancel()
         await asyncio.to_thread(batcher.stop)  # joins the inference thread: never on the event loop
         scorer.close()
 
     app = FastAPI(title="rerank-kit", version=__version__, lifespan=lifespan,
-                  description="A local cross-encoder reranker speaking TEI, Cohere v1/v2, Jina and "
+                  description="A local reranker (cross-encoders, LLM rerankers, Qwen3-Reranker; several models "
+                              "routed by `model`) speaking TEI, Cohere v1/v2, Jina, Ollama and "
                               "OpenAI-compatible rerank dialects.")
     traffic = Traffic()
     app.state.drain = functools.partial(traffic.drain, batcher=batcher)  # `rerank-kit serve`, on SIGTERM
@@ -261,22 +263,22 @@ def create_app(settings: Settings, engine: RerankEngine) -> FastAPI:
                                                  f"{settings.min_window_tokens} tokens when max_chunks_per_doc > 1 "
                                                  "(RERANK_MIN_WINDOW_TOKENS)")
 
-    async def score(request: Request, query: str, documents: list[str], **options: Any):
+    async def score(request: Request, model: str | None, query: str, documents: list[str], **options: Any):
         if len(documents) > settings.max_docs:
             raise ApiError(ErrorType.PAYLOAD_TOO_LARGE,
                            f"{len(documents)} documents in one request; the limit is {settings.max_docs} "
                            "(RERANK_MAX_DOCS)")
-        scored = await unless_disconnected(request, scorer.score(query, documents, **options))
+        scored = await unless_disconnected(request, scorer.score(model, query, documents, **options))
         metrics.count_scored(len(documents), scored.tokens)
         return scored
 
     async def documents_reply(request: Request, data: dict[str, Any], *, return_documents: bool) -> Response:
         body = validate(RerankRequest, data)
         check_windows(body.max_chunks_per_doc or 1, body.max_tokens_per_doc)
-        scored = await score(request, body.query, body.texts(), raw_scores=body.raw_scores,
+        scored = await score(request, body.model, body.query, body.texts(), raw_scores=body.raw_scores,
                              max_tokens_per_doc=body.max_tokens_per_doc,
-                             max_chunks_per_doc=body.max_chunks_per_doc or 1)
-        return json_response(documents_response(body, scored, model_id=model_id, return_documents=return_documents))
+                             max_chunks_per_doc=body.max_chunks_per_doc or 1, instruction=body.instruction)
+        return json_response(documents_response(body, scored, return_documents=return_documents))
 
     async def documents_route(request: Request, *, return_documents: bool) -> Response:
         return await documents_reply(request, await read_json(request, settings.max_request_bytes),
@@ -297,8 +299,9 @@ def create_app(settings: Settings, engine: RerankEngine) -> FastAPI:
         data = await read_json(request, settings.max_request_bytes)
         if "texts" in data:
             body = validate(TEIRerankRequest, data)
-            scored = await score(request, body.query, body.texts, raw_scores=body.raw_scores,
-                                 truncate=body.truncate is not False, direction=body.truncation_direction)
+            scored = await score(request, body.model, body.query, body.texts, raw_scores=body.raw_scores,
+                                 truncate=body.truncate is not False, direction=body.truncation_direction,
+                                 instruction=body.instruction)
             return json_response(tei_response(body, scored))
         if "documents" not in data:
             raise ApiError(ErrorType.VALIDATION, "body needs `documents` (Cohere, Jina, OpenAI-compatible) "
@@ -320,6 +323,17 @@ def create_app(settings: Settings, engine: RerankEngine) -> FastAPI:
     async def rerank_v2(request: Request) -> Response:
         return await documents_route(request, return_documents=False)
 
+    @app.post("/api/rerank", tags=["rerank"], summary="Ollama rerank (Dify's Ollama plugin appends /api/rerank)",
+              openapi_extra={"requestBody": {"required": True, "content": _json_body("OllamaRerankRequest")}},
+              responses={200: {"description": "ranked documents, best first",
+                               "content": _json_body("OllamaRerankResponse")},
+                         **_RERANK_ERRORS})
+    async def rerank_ollama(request: Request) -> Response:
+        body = validate(OllamaRerankRequest, await read_json(request, settings.max_request_bytes))
+        scored = await score(request, body.model, body.query, body.documents, raw_scores=body.raw_scores,
+                             instruction=body.instruction)
+        return json_response(ollama_response(body, scored))
+
     @app.get("/health", tags=["meta"], response_class=Response,
              responses={200: {"description": "ready (empty body)"}, **_META_ERRORS, **error_responses(503)})
     async def health() -> Response:
@@ -330,28 +344,33 @@ def create_app(settings: Settings, engine: RerankEngine) -> FastAPI:
 
     # What one request may carry: documents, and pairs (one per document without windows) within the queue.
     documents_per_request = min(settings.max_docs, settings.effective_max_pairs_per_request)
-    info = ServerInfo(
-        model_id=model_id, model_dtype=engine.dtype,
-        model_type={"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}},
-        max_concurrent_requests=settings.max_queue_pairs, max_input_length=settings.max_length,
-        max_batch_tokens=engine.batch_tokens, max_client_batch_size=documents_per_request,
-        version=__version__, server="rerank-kit", max_docs=documents_per_request,
-        query_max_length=settings.effective_query_max_length, device=engine.device, score_transform="sigmoid",
-    )
 
-    @app.get("/info", tags=["meta"], responses={200: {"description": "TEI's /info, and rerank-kit's limits",
+    @app.get("/info", tags=["meta"], responses={200: {"description": "TEI's /info for the default model, "
+                                                                     "rerank-kit's limits and every served model",
                                                       "content": _json_body("ServerInfo")}, **_META_ERRORS})
     async def get_info() -> Response:
-        return json_response(info)
+        default = models.default
+        own, engine = default.settings, default.engine  # engine None: a lazy model not loaded yet
+        return json_response(ServerInfo(
+            model_id=default.name, model_dtype=engine.dtype if engine else "float32",
+            model_type={"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}},
+            max_concurrent_requests=settings.max_queue_pairs, max_input_length=own.max_length,
+            max_batch_tokens=engine.batch_tokens if engine else own.max_batch_tokens or 0,
+            max_client_batch_size=documents_per_request, version=__version__, server="rerank-kit",
+            max_docs=documents_per_request, query_max_length=own.effective_query_max_length,
+            device=engine.device if engine else None, score_transform="sigmoid", kind=default.kind,
+            models=models.names,
+        ))
 
-    models = ModelList(data=[ModelCard(id=model_id, created=int(time.time()), type="rerank",
-                                       max_input_length=settings.max_length)])
+    created = int(time.time())
 
-    @app.get("/v1/models", tags=["meta"], responses={200: {"description": "the served model (OpenAI's list)",
+    @app.get("/v1/models", tags=["meta"], responses={200: {"description": "the served models (OpenAI's list)",
                                                            "content": _json_body("ModelList")}, **_META_ERRORS})
     @app.get("/models", tags=["meta"], include_in_schema=False)
     async def list_models() -> Response:
-        return json_response(models)
+        return json_response(ModelList(data=[
+            ModelCard(id=model.name, created=created, type="rerank", max_input_length=model.settings.max_length,
+                      kind=model.kind) for model in models.models]))
 
     @app.get("/metrics", tags=["meta"], response_class=Response,
              responses={200: {"description": "Prometheus text format",
@@ -361,7 +380,7 @@ def create_app(settings: Settings, engine: RerankEngine) -> FastAPI:
         return Response(body, media_type=content_type)
 
     _publish_schemas(app, settings, RerankRequest, TEIRerankRequest, RerankResponse, TEIRankedList, ServerInfo,
-                     ModelList)
+                     ModelList, OllamaRerankRequest, OllamaRerankResponse)
     return app
 
 
@@ -382,6 +401,7 @@ def _publish_schemas(app: FastAPI, settings: Settings, *models: type[BaseModel])
         documents = components["RerankRequest"]["properties"]
         documents["documents"]["maxItems"] = settings.max_docs
         components["TEIRerankRequest"]["properties"]["texts"]["maxItems"] = settings.max_docs
+        components["OllamaRerankRequest"]["properties"]["documents"]["maxItems"] = settings.max_docs
         chunks = next(s for s in documents["max_chunks_per_doc"]["anyOf"] if s.get("type") == "integer")
         chunks["maximum"] = settings.max_chunks_per_doc
         app.openapi_schema = schema

@@ -1,13 +1,15 @@
 """Cross-request dynamic batching: one inference thread, token-budget batches, length sorting, fair slices.
 
-Requests put their encoded pairs on a bounded queue and await a future. The inference thread runs in
-rounds: each round takes waiting requests in turn, a request at most a quarter of the round before it
-goes to the back of the line (so one huge request cannot make small ones wait for all of it), sorts the
-round's pairs by length, cuts them into batches whose padded
-size fits `max_batch_tokens` (and `max_batch_size` pairs), runs them, and resolves each request as soon
-as its last pair is scored. A request whose client went away is dropped before its next pairs run. A
-batch that fails fails only its own requests; one that runs out of memory is retried in halves (as
-RAGFlow's own reranker does). The event loop never runs model code.
+Every served model has a lane (its forward pass, its batch budget, its line of requests). Requests put
+their encoded pairs on a bounded queue and await a future. The inference thread runs in rounds: each
+round serves every lane with waiting requests, the one served longest ago first, each lane an equal share
+of its round budget (so a flood on one model cannot starve another); within a lane it takes waiting
+requests in turn, a request at most a quarter of the lane's share before it goes to the back of the line
+(so one huge request cannot make small ones wait for all of it), sorts the lane's pairs by length, cuts
+them into batches whose padded size fits the lane's `max_batch_tokens` (and `max_batch_size` pairs), runs
+the lanes' batches in turn, and resolves each request as soon as its last pair is scored. A request whose
+client went away is dropped before its next pairs run. A batch that fails fails only its own requests;
+one that runs out of memory is retried in halves (as RAGFlow's own reranker does). The event loop never runs model code.
 """
 
 from __future__ import annotations
@@ -60,8 +62,25 @@ class BatchStats:
 
 
 @dataclass(eq=False)
+class Lane:
+    """One model's line: its forward pass, its padded-token budget per batch and per round.
+
+    A decoder's round is one batch (`round_tokens = max_batch_tokens`): its batches are slow, and another
+    model's requests wait at most for the round in progress.
+    """
+
+    name: str
+    run_batch: Callable[[Sequence[EncodedPair]], np.ndarray]
+    max_batch_tokens: int
+    round_tokens: int
+    jobs: deque[_Job] = field(default_factory=deque)  # jobs with pairs not yet taken, in turn order
+    last_served: float = 0.0  # time.monotonic() of its last round
+
+
+@dataclass(eq=False)
 class _Job:
     pairs: Sequence[EncodedPair]
+    lane: Lane
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
     logits: np.ndarray = field(init=False)
@@ -131,16 +150,13 @@ def plan_batches(lengths: Sequence[int], max_tokens: int, max_size: int) -> list
 
 
 class Batcher:
-    """Owns the inference thread; `await logits(pairs)` returns raw logits in the order of `pairs`."""
+    """Owns the inference thread; `await logits(pairs, lane)` returns raw logits in the order of `pairs`."""
 
-    def __init__(self, run_batch: Callable[[Sequence[EncodedPair]], np.ndarray], *, max_batch_tokens: int,
-                 max_batch_size: int, max_wait_ms: float, max_queue_pairs: int) -> None:
-        self._run_batch = run_batch
-        self.max_batch_tokens = max_batch_tokens
+    def __init__(self, *, max_batch_size: int, max_wait_ms: float, max_queue_pairs: int) -> None:
         self.max_batch_size = max_batch_size
         self._max_wait = max_wait_ms / 1000
         self.max_queue_pairs = max_queue_pairs
-        self._jobs: deque[_Job] = deque()  # jobs with pairs not yet taken, in turn order
+        self._lanes: list[Lane] = []
         self._in_round: set[_Job] = set()  # jobs with pairs in the round now running
         self._queued_pairs = 0
         self._cond = threading.Condition()
@@ -159,6 +175,15 @@ class Batcher:
 
     def start(self) -> None:
         self._thread.start()
+
+    def add_lane(self, name: str, run_batch: Callable[[Sequence[EncodedPair]], np.ndarray], *,
+                 max_batch_tokens: int, decoder: bool = False) -> Lane:
+        """A model's lane; `run_batch` may be replaced later (a model loaded again after an idle unload)."""
+        round_tokens = max_batch_tokens if decoder else max(max_batch_tokens * _ROUND_BATCHES, _MIN_ROUND_TOKENS)
+        lane = Lane(name, run_batch, max_batch_tokens, round_tokens)
+        with self._cond:
+            self._lanes.append(lane)
+        return lane
 
     def close(self, reason: str) -> None:
         """Fail every queued and running request with `reason` (the routes answer 503) and take no more."""
@@ -179,18 +204,18 @@ class Batcher:
         if self._queued_pairs + pairs > self.max_queue_pairs:
             raise OverloadedError(f"{self._queued_pairs} pairs are already waiting")
 
-    async def logits(self, pairs: Sequence[EncodedPair]) -> np.ndarray:
+    async def logits(self, pairs: Sequence[EncodedPair], lane: Lane) -> np.ndarray:
         if not pairs:
             return np.empty(0, dtype=np.float32)
         loop = asyncio.get_running_loop()
-        job = _Job(pairs, loop.create_future(), loop)
+        job = _Job(pairs, lane, loop.create_future(), loop)
         with self._cond:  # checked under the lock: close() and the thread's exit also hold it
             if not self.alive:
                 raise BatcherStoppedError("the server is shutting down" if self._closed
                                           else "the inference thread is not running")
             if self._queued_pairs + len(pairs) > self.max_queue_pairs:
                 raise OverloadedError(f"{self._queued_pairs} pairs are already waiting")
-            self._jobs.append(job)
+            lane.jobs.append(job)
             self._queued_pairs += len(pairs)
             self._cond.notify_all()
         return await job.future
@@ -208,73 +233,97 @@ class Batcher:
             self.close("the inference thread failed; see the server log")
 
     def _next_round(self) -> list[tuple[_Job, int]] | None:
-        """Wait for work; give a lone small request `max_wait_ms` to gain company; fill the round from the
-        front of the line, each job at most a slice, rotating jobs that have pairs left to the back."""
-        budget = max(self.max_batch_tokens * _ROUND_BATCHES, _MIN_ROUND_TOKENS)
+        """Wait for work; give a lone small request `max_wait_ms` to gain company; serve every lane with
+        waiting jobs (the one served longest ago first) an equal share of its round budget."""
         with self._cond:
-            while not self._jobs and not self._stopping:
+            while not any(lane.jobs for lane in self._lanes) and not self._stopping:
                 self._cond.wait()
             if self._stopping:
                 self._fail_waiting("the server is shutting down")
                 return None
             deadline = time.monotonic() + self._max_wait
-            while self._waiting_tokens() < self.max_batch_tokens and not self._stopping:
+            while self._short_of_a_batch() and not self._stopping:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(left)
             self._drop_abandoned()
+            active = sorted((lane for lane in self._lanes if lane.jobs), key=lambda lane: lane.last_served)
             taken: list[tuple[_Job, int]] = []
-            tokens = 0
-            rotated: list[_Job] = []
-            while self._jobs and tokens < budget:
-                job = self._jobs.popleft()
-                alone = not self._jobs and not rotated  # nobody else waits: the rest of the round is its
-                before = job.untaken_tokens
-                picked = job.take(budget - tokens if alone else min(budget // _SLICES, budget - tokens))
-                taken += [(job, i) for i in picked]
-                tokens += before - job.untaken_tokens
-                self._queued_pairs -= len(picked)
-                if job.untaken:
-                    rotated.append(job)  # its next slice waits behind everyone else's
-            self._jobs.extend(rotated)
+            for lane in active:
+                taken += self._fill(lane, max(1, lane.round_tokens // len(active)))
+                lane.last_served = time.monotonic()
             self._in_round = {job for job, _ in taken}
             return taken
 
-    def _waiting_tokens(self) -> int:
-        return sum(job.untaken_tokens for job in self._jobs)
+    def _fill(self, lane: Lane, budget: int) -> list[tuple[_Job, int]]:
+        """The lane's part of a round, from the front of its line, each job at most a slice, rotating jobs
+        that have pairs left to the back."""
+        taken: list[tuple[_Job, int]] = []
+        tokens = 0
+        rotated: list[_Job] = []
+        while lane.jobs and tokens < budget:
+            job = lane.jobs.popleft()
+            alone = not lane.jobs and not rotated  # nobody else waits: the rest of the share is its
+            before = job.untaken_tokens
+            picked = job.take(budget - tokens if alone else min(budget // _SLICES, budget - tokens))
+            taken += [(job, i) for i in picked]
+            tokens += before - job.untaken_tokens
+            self._queued_pairs -= len(picked)
+            if job.untaken:
+                rotated.append(job)  # its next slice waits behind everyone else's
+        lane.jobs.extend(rotated)
+        return taken
+
+    def _short_of_a_batch(self) -> bool:
+        """No lane has a full batch waiting (then a lone small request may wait for company)."""
+        return all(sum(job.untaken_tokens for job in lane.jobs) < lane.max_batch_tokens
+                   for lane in self._lanes if lane.jobs)
 
     def _drop_abandoned(self) -> None:
-        for job in [j for j in self._jobs if j.finished]:
-            self._jobs.remove(job)
-            self._queued_pairs -= job.untaken
-            self.stats.abandoned_pairs += job.untaken if job.abandoned else 0
+        for lane in self._lanes:
+            for job in [j for j in lane.jobs if j.finished]:
+                lane.jobs.remove(job)
+                self._queued_pairs -= job.untaken
+                self.stats.abandoned_pairs += job.untaken if job.abandoned else 0
 
     def _fail_waiting(self, reason: str) -> None:
-        while self._jobs:
-            self._jobs.popleft().resolve(BatcherStoppedError(reason))
+        for lane in self._lanes:
+            while lane.jobs:
+                lane.jobs.popleft().resolve(BatcherStoppedError(reason))
         self._queued_pairs = 0
 
     def _run_round(self, taken: list[tuple[_Job, int]]) -> None:
+        """Each lane's pairs in length-sorted batches, the lanes' batches taken in turn."""
         pairs = [job.pairs[i] for job, i in taken]
-        for batch in plan_batches([len(p) for p in pairs], self.max_batch_tokens, self.max_batch_size):
-            live = [index for index in batch if not taken[index][0].finished]
-            self.stats.abandoned_pairs += sum(1 for index in batch if taken[index][0].abandoned)
-            if live:
-                self._run_isolated(live, taken, pairs)
+        plans: dict[Lane, deque[list[int]]] = {}
+        for lane in dict.fromkeys(job.lane for job, _ in taken):
+            mine = [index for index, (job, _) in enumerate(taken) if job.lane is lane]
+            batches = plan_batches([len(pairs[i]) for i in mine], lane.max_batch_tokens, self.max_batch_size)
+            plans[lane] = deque([mine[i] for i in batch] for batch in batches)
+        while plans:
+            for lane in list(plans):
+                batch = plans[lane].popleft()
+                if not plans[lane]:
+                    del plans[lane]
+                live = [index for index in batch if not taken[index][0].finished]
+                self.stats.abandoned_pairs += sum(1 for index in batch if taken[index][0].abandoned)
+                if live:
+                    self._run_isolated(lane, live, taken, pairs)
 
-    def _run_isolated(self, batch: list[int], taken: list[tuple[_Job, int]], pairs: list[EncodedPair]) -> None:
+    def _run_isolated(self, lane: Lane, batch: list[int], taken: list[tuple[_Job, int]],
+                      pairs: list[EncodedPair]) -> None:
         """Run one batch; out of memory, retry it in halves; any other failure fails only its requests."""
         started = time.perf_counter()
         try:
-            logits = self._run_batch([pairs[i] for i in batch])
+            logits = lane.run_batch([pairs[i] for i in batch])
         except Exception as exc:
             if _is_out_of_memory(exc) and len(batch) > 1:
                 self.stats.oom_splits += 1
                 log.warning("out of memory on a batch of %d pairs; retrying it in halves", len(batch))
                 half = len(batch) // 2
-                self._run_isolated(batch[:half], taken, pairs)
-                self._run_isolated(batch[half:], taken, pairs)
+                self._run_isolated(lane, batch[:half], taken, pairs)
+                self._run_isolated(lane, batch[half:], taken, pairs)
                 return
             log.exception("inference failed on a batch of %d pairs", len(batch))
             self.stats.failed_batches += 1

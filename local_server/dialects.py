@@ -9,6 +9,9 @@ from local_server.scoring import Scored
 from rerank_kit.protocol import (
     BilledUnits,
     Meta,
+    OllamaRerankRequest,
+    OllamaRerankResponse,
+    OllamaRerankResult,
     RerankRequest,
     RerankResponse,
     RerankResult,
@@ -24,8 +27,7 @@ from rerank_kit.scores import ranking
 _DOCS_PER_SEARCH_UNIT = 100
 
 
-def documents_response(request: RerankRequest, scored: Scored, *, model_id: str,
-                       return_documents: bool) -> RerankResponse:
+def documents_response(request: RerankRequest, scored: Scored, *, return_documents: bool) -> RerankResponse:
     """Native / Cohere v1+v2 / Jina / Xinference / OpenAI-compatible response body."""
     texts = request.texts()
     if request.return_documents is not None:
@@ -38,7 +40,7 @@ def documents_response(request: RerankRequest, scored: Scored, *, model_id: str,
     meta = Meta(billed_units=BilledUnits(search_units=max(1, math.ceil(len(texts) / _DOCS_PER_SEARCH_UNIT))),
                 tokens=TokenCounts(input_tokens=scored.tokens))
     return RerankResponse(
-        id=uuid.uuid4().hex, model=model_id, results=results,
+        id=uuid.uuid4().hex, model=scored.model, results=results,
         usage=Usage(prompt_tokens=scored.tokens, total_tokens=scored.tokens), meta=meta,
     )
 
@@ -49,3 +51,12 @@ def tei_response(request: TEIRerankRequest, scored: Scored) -> list[TEIRankedTex
         TEIRankedText(index=i, score=float(scored.scores[i]), text=request.texts[i] if request.return_text else None)
         for i in ranking(scored.scores)
     ]
+
+
+def ollama_response(request: OllamaRerankRequest, scored: Scored) -> OllamaRerankResponse:
+    """Ollama's shape: results best first (Dify's Ollama plugin keeps their order), documents as strings."""
+    return OllamaRerankResponse(model=scored.model, results=[
+        OllamaRerankResult(index=i, relevance_score=float(scored.scores[i]),
+                           document=request.documents[i] if request.return_documents else None)
+        for i in ranking(scored.scores, request.top_n)
+    ])

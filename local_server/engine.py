@@ -1,4 +1,4 @@
-"""Tokenisation exactly as FlagReranker.compute_score does it, and the padding of one batch for a backend.
+"""Tokenisation exactly as the model family's reference does it, and the padding of one batch for a backend.
 
 FlagReranker.compute_score sorts, pads and runs a trial pass over its longest batch on every call (an
 OOM probe), which doubles a small request's cost. The backend (local_server.backends) loads the model;
@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from local_server.backends import LoadedModel
+from local_server.families import CrossEncoder, family_for
 from local_server.settings import Settings
 
 TruncationDirection = Literal["right", "left"]
@@ -70,11 +71,11 @@ class RerankEngine:
         self.max_length = settings.max_length
         self.batch_tokens = settings.max_batch_tokens or (
             CPU_BATCH_TOKENS if model.device == "cpu" else ACCELERATOR_BATCH_TOKENS)
-        self.query_max_length = settings.effective_query_max_length
         self.max_pairs = settings.effective_max_pairs_per_request
+        self.kind = model.kind
+        self.family = family_for(model.kind, tokenizer, settings)
         self._pad_id = tokenizer.pad_token_id or 0
-        self._special_tokens = tokenizer.num_special_tokens_to_add(pair=True)
-        self._with_token_types = "token_type_ids" in tokenizer.model_input_names
+        self._with_token_types = isinstance(self.family, CrossEncoder) and self.family.token_types
 
     @property
     def tokenizer(self):
@@ -96,35 +97,39 @@ class RerankEngine:
         direction: TruncationDirection = "right",
         max_tokens_per_doc: int | None = None,
         max_chunks_per_doc: int = 1,
+        instruction: str | None = None,
     ) -> list[EncodedPair]:
-        """Pairs for every document (several windows per document when max_chunks_per_doc > 1).
+        """Pairs for every document (several windows per document when max_chunks_per_doc > 1), in the
+        model family's template; `instruction` replaces the model's default for families that take one.
 
-        The right-truncated single-window path is FlagReranker.compute_score's tokenisation exactly.
+        The right-truncated single-window path is the family reference's tokenisation exactly.
         """
-        from FlagEmbedding.utils.tokenizer_compat import prepare_for_model_compat
-
         if len(documents) * max_chunks_per_doc > self.max_pairs:  # refuse before any tokenising
             raise TooMuchWorkError(self._too_much(len(documents) * max_chunks_per_doc))
         tok = self.tokenizer
-        q_ids = self._token_ids([query], self.query_max_length, from_end=False, exact=False)[0]
-        budget = max(1, self.max_length - len(q_ids) - self._special_tokens)
+        frame = self.family.frame(self._tokenize, query, instruction)
+        budget = max(1, frame.room)
         doc_budget = min(budget, max_tokens_per_doc or budget)
         whole = direction == "left" or max_chunks_per_doc > 1 or not truncate
         needed = budget * max_chunks_per_doc + 1 if whole else self.max_length
-        doc_ids = self._token_ids(documents, needed, from_end=direction == "left", exact=whole)
+        texts = [self.family.document_text(d) for d in documents]
+        doc_ids = self._token_ids(texts, needed, from_end=direction == "left", exact=whole)
         pairs: list[EncodedPair] = []
         for doc, ids in enumerate(doc_ids):
             if not truncate and len(ids) > budget:
                 raise InputTooLongError(
-                    f"document {doc} has {len(q_ids) + len(ids) + self._special_tokens} tokens with the query; "
+                    f"document {doc} has {frame.fixed + len(ids)} tokens with the query; "
                     f"the maximum is {self.max_length} (send truncate=true to cut it)"
                 )
             for window in document_windows(ids, doc_budget, max_chunks_per_doc, direction):
-                item = prepare_for_model_compat(tok, q_ids, window, truncation="only_second",
-                                                max_length=self.max_length, padding=False)
-                types = item.get("token_type_ids") if self._with_token_types else None
-                pairs.append(EncodedPair(doc, list(item["input_ids"]), list(types) if types else None))
+                pairs.append(EncodedPair(doc, *self.family.join(tok, frame, window)))
         return pairs
+
+    def _tokenize(self, text: str, max_tokens: int | None) -> list[int]:
+        """The first `max_tokens` token ids of `text` (all of them for None), without special tokens."""
+        if max_tokens is None:
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self._token_ids([text], max_tokens, from_end=False, exact=False)[0]
 
     def _too_much(self, pairs: int) -> str:
         return (f"this request would score {pairs} (query, document window) pairs; the limit is {self.max_pairs} "

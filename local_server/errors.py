@@ -15,8 +15,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from local_server.backends import ModelLoadError
 from local_server.batcher import BatcherStoppedError, OverloadedError
 from local_server.engine import InputTooLongError, TooMuchWorkError
+from local_server.registry import ModelNotFoundError
 from rerank_kit import protocol
 
 RETRY_AFTER_SECONDS = 1
@@ -30,6 +32,7 @@ class ErrorType(StrEnum):
     INVALID_JSON = "InvalidJson"
     UNAUTHORIZED = "Unauthorized"
     NOT_FOUND = "NotFound"
+    MODEL_NOT_FOUND = "ModelNotFound"  # the request's `model` is not served; the message names the served ones
     METHOD_NOT_ALLOWED = "MethodNotAllowed"
     PAYLOAD_TOO_LARGE = "PayloadTooLarge"
     UNSUPPORTED_MEDIA_TYPE = "UnsupportedMediaType"
@@ -44,6 +47,7 @@ STATUS: dict[ErrorType, int] = {
     ErrorType.INVALID_JSON: 400,
     ErrorType.UNAUTHORIZED: 401,
     ErrorType.NOT_FOUND: 404,
+    ErrorType.MODEL_NOT_FOUND: 404,
     ErrorType.METHOD_NOT_ALLOWED: 405,
     ErrorType.PAYLOAD_TOO_LARGE: 413,
     ErrorType.UNSUPPORTED_MEDIA_TYPE: 415,
@@ -84,7 +88,7 @@ class ClientGoneError(Exception):
 
 # What a route may raise on purpose; anything else is a bug, answered 500 by the app's outer middleware.
 EXPECTED = (ApiError, InputTooLongError, TooMuchWorkError, OverloadedError, BatcherStoppedError,
-            RequestValidationError, StarletteHTTPException)
+            ModelNotFoundError, ModelLoadError, RequestValidationError, StarletteHTTPException)
 _ROUTING = {404: ErrorType.NOT_FOUND, 405: ErrorType.METHOD_NOT_ALLOWED}  # the framework's own refusals
 
 
@@ -102,6 +106,10 @@ def api_error(exc: Exception) -> ApiError:
                             {"Retry-After": str(RETRY_AFTER_SECONDS)})
         case BatcherStoppedError():
             return ApiError(ErrorType.UNHEALTHY, str(exc), {"Connection": "close"})
+        case ModelNotFoundError():
+            return ApiError(ErrorType.MODEL_NOT_FOUND, str(exc))
+        case ModelLoadError():  # a lazily loaded model that could not be loaded on its first request
+            return ApiError(ErrorType.BACKEND, str(exc))
         case RequestValidationError():
             return ApiError(ErrorType.VALIDATION, _describe(exc))
         case StarletteHTTPException():
@@ -128,6 +136,7 @@ def _describe(error: RequestValidationError) -> str:
 # The OpenAPI document's error answers, by status; schemathesis checks the server against it.
 _DESCRIPTIONS = {
     400: "the body is not JSON", 401: "RERANK_API_KEY is set and the Bearer key is missing or wrong",
+    404: "the request's `model` is not served (ModelNotFound; the message names the served models)",
     413: "a request limit was passed (the message names the setting)",
     415: "the body is not JSON by its content type", 422: "the body is invalid (the message names the field)",
     500: "an unexpected failure (the server keeps serving)",

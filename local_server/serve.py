@@ -1,4 +1,4 @@
-"""`rerank-kit serve`: load the model once, then serve every dialect with uvicorn."""
+"""`rerank-kit serve`: load the models once (or on first use), then serve every dialect with uvicorn."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ from local_server.settings import Settings
 # Flags override the RERANK_* environment; secrets (the API key) are read from the environment only,
 # so they never show in a process list.
 _FLAGS: dict[str, tuple[type, str]] = {
-    "model": (str, "hub id or local folder of the cross-encoder (RERANK_MODEL)"),
+    "config": (str, "YAML file listing the models to serve (RERANK_CONFIG; see docs/server.md)"),
+    "model": (str, "hub id or local folder of the reranker, when serving one model (RERANK_MODEL)"),
     "host": (str, "bind address (RERANK_HOST, default 0.0.0.0 so that Dify/RAGFlow in Docker reach it)"),
     "port": (int, "port (RERANK_PORT, default 8086)"),
     "device": (str, "auto | cpu | cuda | cuda:N | mps (RERANK_DEVICE)"),
     "max_length": (int, "max tokens per (query, document) pair (RERANK_MAX_LENGTH, default 512)"),
     "max_docs": (int, "max documents per request (RERANK_MAX_DOCS, default 1000)"),
-    "backend": (str, "torch | onnx (RERANK_BACKEND)"),
+    "backend": (str, "auto | torch | onnx (RERANK_BACKEND, default auto: ONNX Runtime on the CPU when exact)"),
     "log_level": (str, "debug | info | warning | error (RERANK_LOG_LEVEL)"),
 }
 
@@ -38,25 +39,30 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from local_server.app import create_app
-    from local_server.backends import ModelLoadError, load_backend
-    from local_server.engine import RerankEngine
+    from local_server.backends import ModelLoadError
     from local_server.lifecycle import DrainingServer, redact_credentials
+    from local_server.registry import ServedModels
+    from local_server.settings import ConfigFileError
 
     try:
-        engine = RerankEngine(load_backend(settings), settings)
-    except ModelLoadError as exc:
+        models = ServedModels.load(settings)
+    except (ModelLoadError, ConfigFileError) as exc:
         print(f"rerank-kit: {exc}", file=sys.stderr)
         return 2
-    log.info("serving %s on http://%s:%d (device %s, %s, %s backend, API key %s)", settings.model_id,
-             settings.host, settings.port, engine.device, engine.dtype, settings.backend,
+    for model in models.models:
+        engine = model.engine
+        log.info("model %s: %s, %s", model.name, model.kind,
+                 f"device {engine.device}, {engine.dtype}, {engine.backend.name} backend" if engine
+                 else "loaded on its first request")
+    log.info("serving %s on http://%s:%d (API key %s)", ", ".join(models.names), settings.host, settings.port,
              "required" if settings.api_key else "not required")
     if not settings.api_key and not _is_loopback(settings.host):
         log.warning("listening on %s without an API key: anyone who can reach this machine can use the reranker. "
                     "Set RERANK_API_KEY, or RERANK_HOST=127.0.0.1 when Dify/RAGFlow do not run in Docker "
                     "(docs/server.md, Exposure)", settings.host)
-    print(paste_guide(settings.host, settings.port, api_key_set=bool(settings.api_key), models=[settings.model_id]),
+    print(paste_guide(settings.host, settings.port, api_key_set=bool(settings.api_key), models=models.names),
           flush=True)
-    app = create_app(settings, engine)
+    app = create_app(settings, models)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                             timeout_graceful_shutdown=settings.drain_seconds + _ANSWER_SECONDS)
     redact_credentials()  # after uvicorn configured its loggers

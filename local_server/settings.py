@@ -1,20 +1,32 @@
-"""Server settings, read from the environment (prefix RERANK_) and overridable by `rerank-kit serve` flags."""
+"""Server settings, read from the environment (prefix RERANK_) and overridable by `rerank-kit serve` flags,
+and the per-model specs of a config file (RERANK_CONFIG) that override them model by model."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rerank_kit import DEFAULT_PORT
+
+# The model families (local_server.families); unset, the kind is detected from the model's config.
+Kind = Literal["cross-encoder", "llm", "llm-layerwise", "llm-lightweight", "qwen3"]
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RERANK_", env_file=None, protected_namespaces=())
 
-    model: str = Field("BAAI/bge-reranker-v2-m3", description="Hub id or local folder of a cross-encoder.")
+    config: Path | None = Field(None, description="YAML file listing the served models (overrides RERANK_MODEL).")
+    model: str = Field("BAAI/bge-reranker-v2-m3", description="Hub id or local folder of a reranker.")
+    kind: Kind | None = Field(None, description="Model family (default: detected from the model's config).")
+    instruction: str | None = Field(
+        None, description="Default instruction of the families that take one (llm: the prompt; qwen3).")
+    trust_remote_code: bool = Field(False, description="Run the model's own code (jina-reranker-v2, gte, ...).")
+    lazy_load: bool = Field(False, description="Load each model on its first request instead of at start.")
+    idle_unload_s: float | None = Field(
+        None, gt=0, description="Unload a model idle this long (seconds); it loads again on its next request.")
     served_model_name: str | None = Field(None, description="Model id reported to clients (default: folder name).")
     device: str = Field("auto", description="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps.")
     fp16: bool | None = Field(None, description="Half precision; default on for CUDA only.")
@@ -39,8 +51,11 @@ class Settings(BaseSettings):
     public_routes: Annotated[list[str], NoDecode] = Field(
         ["/health", "/info", "/v1/models", "/models"],
         description="Routes that need no API key when one is set (e.g. add /metrics for an open Prometheus scrape).")
-    backend: Literal["torch", "onnx"] = Field("torch", description="torch, or onnx (opt-in fast CPU path).")
-    onnx_quantize: Literal["none", "int8"] = Field("none", description="onnx backend: int8 dynamic quantisation.")
+    backend: Literal["auto", "torch", "onnx"] = Field(
+        "auto", description="auto: ONNX Runtime fp32 for a cross-encoder on the CPU when its export matches "
+                            "torch, else torch (GPUs: torch fp16); torch or onnx force one.")
+    onnx_quantize: Literal["none", "int8"] = Field(
+        "none", description="int8: dynamic int8 quantisation on the ONNX path (faster, slightly different scores).")
     threads: int | None = Field(None, ge=1, description="Intra-op threads for inference (default: all cores).")
     cache_dir: Path = Field(Path.home() / ".cache" / "rerank-kit", description="Where exported ONNX models go.")
     host: str = "0.0.0.0"
@@ -74,6 +89,17 @@ class Settings(BaseSettings):
         """FlagReranker's rule: the query gets 3/4 of max_length unless set."""
         return self.query_max_length or self.max_length * 3 // 4
 
+    def model_specs(self) -> list[ModelSpec]:
+        """The served models: the config file's, or the one RERANK_MODEL names."""
+        if self.config is not None:
+            return read_config(self.config)
+        return [ModelSpec(name=self.model_id, path=self.model)]
+
+    def for_model(self, spec: ModelSpec) -> Settings:
+        """The settings one model is loaded and served with: these, with the spec's own values on top."""
+        return self.model_copy(update={"model": spec.path, "served_model_name": spec.name,
+                                       **spec.model_dump(exclude={"name", "path"}, exclude_none=True)})
+
     @property
     def model_id(self) -> str:
         """The id reported in responses, /info and /v1/models."""
@@ -81,3 +107,50 @@ class Settings(BaseSettings):
             return self.served_model_name
         local = Path(self.model).expanduser()
         return local.name if local.is_dir() else self.model
+
+
+class ModelSpec(BaseModel):
+    """One entry of the config file's `models:` list; unset fields take the server-wide RERANK_* values."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    name: str = Field(min_length=1, description="The id clients send as `model` (and see in /v1/models).")
+    path: str = Field(min_length=1, description="Hub id or local folder.")
+    kind: Kind | None = None
+    instruction: str | None = None
+    max_length: int | None = Field(None, ge=8)
+    query_max_length: int | None = Field(None, ge=1)
+    max_batch_tokens: int | None = Field(None, ge=64)
+    backend: Literal["auto", "torch", "onnx"] | None = None
+    onnx_quantize: Literal["none", "int8"] | None = None
+    device: str | None = None
+    fp16: bool | None = None
+    trust_remote_code: bool | None = None
+    lazy_load: bool | None = None
+    idle_unload_s: float | None = Field(None, gt=0)
+
+
+class ConfigFileError(ValueError):
+    """The config file is missing, not YAML, or not a valid `models:` list; the message says which."""
+
+
+def read_config(path: Path) -> list[ModelSpec]:
+    """`models: [{name, path, ...}, ...]` from a YAML file; names must be unique (they route requests)."""
+    import yaml
+
+    try:
+        data: Any = yaml.safe_load(Path(path).expanduser().read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigFileError(f"cannot read the config file {path}: {exc}") from None
+    entries = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ConfigFileError(f"{path}: expected `models:` with a list of {{name, path}} entries")
+    try:
+        specs = TypeAdapter(list[ModelSpec]).validate_python(entries)
+    except ValidationError as exc:
+        problems = "; ".join(f"models.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigFileError(f"{path}: {problems}") from None
+    names = [spec.name for spec in specs]
+    if duplicates := sorted({name for name in names if names.count(name) > 1}):
+        raise ConfigFileError(f"{path}: model names must be unique; repeated: {', '.join(duplicates)}")
+    return specs

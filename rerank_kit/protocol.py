@@ -3,7 +3,9 @@
 Two request families exist in the wild:
 - `documents` bodies: native rerank-kit, Cohere v1/v2, Jina, Xinference, GPUStack, vLLM, Infinity and
   the OpenAI-compatible proxies of Dify and RAGFlow -> `RerankRequest` / `RerankResponse`;
-- `texts` bodies: Hugging Face text-embeddings-inference (TEI) -> `TEIRerankRequest` / `list[TEIRankedText]`.
+- `texts` bodies: Hugging Face text-embeddings-inference (TEI) -> `TEIRerankRequest` / `list[TEIRankedText]`;
+and Ollama's `POST /api/rerank` (documents as plain strings both ways) -> `OllamaRerankRequest` /
+`OllamaRerankResponse`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ def document_text(document: str | DocumentObject) -> str:
 _NON_BLANK = {"pattern": r"\S", "description": "Must contain a non-whitespace character."}
 
 
+_INSTRUCTION = ("Task instruction for the model families that take one (llm: the prompt; qwen3: <Instruct>); "
+                "cross-encoders ignore it. Unset: the model's default.")
+
+
 class RerankRequest(_Wire):
     """A `documents` body: native, Cohere v1/v2, Jina, Xinference, GPUStack, OpenAI-compatible."""
 
@@ -57,6 +63,7 @@ class RerankRequest(_Wire):
     max_tokens_per_doc: int | None = Field(
         default=None, ge=1, description="Cohere v2: truncate each document to this many tokens."
     )
+    instruction: str | None = Field(default=None, description=_INSTRUCTION)
 
     _query_not_blank = field_validator("query")(_non_blank)
 
@@ -71,12 +78,28 @@ def _lower(value: Any) -> Any:
 class TEIRerankRequest(_Wire):
     """Hugging Face text-embeddings-inference `POST /rerank` body."""
 
+    model: str | None = None
     query: StrictStr = Field(json_schema_extra=_NON_BLANK)
     texts: list[StrictStr] = Field(min_length=1)
     truncate: bool | None = Field(default=None, description="null or true: cut to max length; false: 422.")
     truncation_direction: Annotated[Literal["right", "left"], BeforeValidator(_lower)] = "right"
     raw_scores: bool = False
     return_text: bool = False
+    instruction: str | None = Field(default=None, description=_INSTRUCTION)
+
+    _query_not_blank = field_validator("query")(_non_blank)
+
+
+class OllamaRerankRequest(_Wire):
+    """Ollama's `POST /api/rerank` body, as Dify's Ollama plugin sends it."""
+
+    model: str | None = None
+    query: StrictStr = Field(json_schema_extra=_NON_BLANK)
+    documents: list[StrictStr] = Field(min_length=1)
+    top_n: int | None = Field(default=None, description="Keep the best n; unset, 0 or negative keeps all.")
+    return_documents: bool = Field(default=False, description="Echo each document's text (a plain string).")
+    raw_scores: bool = Field(default=False, description="Return logits instead of sigmoid scores in [0, 1].")
+    instruction: str | None = Field(default=None, description=_INSTRUCTION)
 
     _query_not_blank = field_validator("query")(_non_blank)
 
@@ -144,6 +167,19 @@ class TEIRankedList(RootModel[list[TEIRankedText]]):
     """TEI's `/rerank` answer: a bare list."""
 
 
+class OllamaRerankResult(_Wire):
+    index: int
+    relevance_score: float
+    document: str | None = None
+
+
+class OllamaRerankResponse(_Wire):
+    """`{model, results: [{index, relevance_score, document?}]}`, best first; `document` a plain string."""
+
+    model: str
+    results: list[OllamaRerankResult]
+
+
 class ModelCard(_Wire):
     """One entry of `GET /v1/models` (OpenAI's shape, plus what Xinference and Infinity clients read)."""
 
@@ -153,6 +189,7 @@ class ModelCard(_Wire):
     owned_by: str = "rerank-kit"
     type: str | None = None
     max_input_length: int | None = None
+    kind: str | None = None  # rerank-kit: the model family (cross-encoder, llm, qwen3, ...)
 
 
 class ModelList(_Wire):
@@ -187,6 +224,8 @@ class ServerInfo(_Wire):
     query_max_length: int | None = None
     device: str | None = None
     score_transform: str | None = None
+    kind: str | None = None
+    models: list[str] | None = None  # rerank-kit: every served model's name, the default (model_id) first
 
     @property
     def is_reranker(self) -> bool:

@@ -1,4 +1,5 @@
-"""Session fixtures: a tiny cross-encoder built on disk, and a live rerank-kit server serving it."""
+"""Session fixtures: tiny rerankers built on disk (a cross-encoder, an LLM reranker, a Qwen3-Reranker), and a
+live rerank-kit server serving the cross-encoder."""
 
 from __future__ import annotations
 
@@ -28,6 +29,22 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tiny_model import build_tiny_cross_encoder
 
     return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-cross-encoder"))
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny GemmaForCausalLM for the `llm` family (FlagLLMReranker's models)."""
+    from tiny_model import build_tiny_llm_reranker
+
+    return build_tiny_llm_reranker(tmp_path_factory.mktemp("tiny-llm-reranker"))
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Qwen3ForCausalLM for the `qwen3` family (Qwen3-Reranker)."""
+    from tiny_model import build_tiny_qwen3_reranker
+
+    return build_tiny_qwen3_reranker(tmp_path_factory.mktemp("tiny-qwen3-reranker"))
 
 
 @pytest.fixture(scope="session")

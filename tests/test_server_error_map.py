@@ -9,13 +9,15 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from local_server.backends import ModelLoadError
 from local_server.batcher import BatcherStoppedError, OverloadedError
 from local_server.engine import InputTooLongError, TooMuchWorkError
 from local_server.errors import STATUS, ErrorType, api_error
+from local_server.registry import ModelNotFoundError
 from rerank_kit.protocol import RerankRequest
 
-WIRE = ["InvalidJson", "Unauthorized", "NotFound", "MethodNotAllowed", "PayloadTooLarge", "UnsupportedMediaType",
-        "Validation", "Backend", "Overloaded", "Unhealthy", "HttpError"]
+WIRE = ["InvalidJson", "Unauthorized", "NotFound", "ModelNotFound", "MethodNotAllowed", "PayloadTooLarge",
+        "UnsupportedMediaType", "Validation", "Backend", "Overloaded", "Unhealthy", "HttpError"]
 
 
 def test_error_types_are_todays_wire_strings_each_with_a_status() -> None:
@@ -31,6 +33,9 @@ def test_error_types_are_todays_wire_strings_each_with_a_status() -> None:
     (BatcherStoppedError("the server is shutting down"), 503, "Unhealthy", "the server is shutting down",
      {"Connection": "close"}),
     (HTTPException(404, "Not Found"), 404, "NotFound", "Not Found", None),
+    (ModelNotFoundError("x", ["a", "b"]), 404, "ModelNotFound", "model 'x' is not served here; served models: a, b",
+     None),
+    (ModelLoadError("cannot load model 'm'"), 500, "Backend", "cannot load model 'm'", None),
     (HTTPException(405, "Method Not Allowed", {"Allow": "POST"}), 405, "MethodNotAllowed", "Method Not Allowed",
      {"Allow": "POST"}),
     (HTTPException(409, "Conflict"), 409, "HttpError", "Conflict", None),

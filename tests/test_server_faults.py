@@ -33,6 +33,7 @@ def serve_in_process(model_dir: Path, **settings_values: Any) -> Iterator[str]:
     from local_server.app import create_app
     from local_server.backends import load_backend
     from local_server.engine import RerankEngine
+    from local_server.registry import ServedModels
     from local_server.settings import Settings
 
     settings = Settings(model=str(model_dir), offline=True, **settings_values)
@@ -56,8 +57,8 @@ def serve_in_process(model_dir: Path, **settings_values: Any) -> Iterator[str]:
     engine.encode = encode_or_explode  # type: ignore[method-assign]
     engine.logits = faulty_logits  # type: ignore[method-assign]
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), host="127.0.0.1", port=port,
-                                           log_level="info"))
+    app = create_app(settings, ServedModels.of(settings, engine))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="info"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -54,8 +54,8 @@ def fuzz_every_operation(schema: schemathesis.BaseSchema, headers: dict[str, str
     return [operation.label for operation in operations]
 
 
-ROUTES = {"POST /rerank", "POST /v1/rerank", "POST /v2/rerank", "POST /api/v1/rerank", "GET /health", "GET /info",
-          "GET /v1/models", "GET /metrics"}
+ROUTES = {"POST /rerank", "POST /v1/rerank", "POST /v2/rerank", "POST /api/v1/rerank", "POST /api/rerank",
+          "GET /health", "GET /info", "GET /v1/models", "GET /metrics"}
 
 
 def test_without_a_key(open_schema: schemathesis.BaseSchema) -> None:

@@ -6,6 +6,7 @@ not know its backends: `load_backend` decides device, dtype and backend once, at
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,12 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 
+log = logging.getLogger(__name__)
+
+
 class Backend(Protocol):
+    name: str  # "torch" or "onnx": what /info and the start-up line report
+
     def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """int64 [B, T] arrays (input_ids, attention_mask, token_type_ids?) -> float32 [B] raw logits."""
         ...
@@ -34,6 +40,7 @@ class LoadedModel:
     tokenizer: PreTrainedTokenizerBase
     device: str
     dtype: str
+    kind: str = "cross-encoder"  # the family (local_server.families) that tokenises for this backend
 
 
 class ModelLoadError(RuntimeError):
@@ -41,20 +48,49 @@ class ModelLoadError(RuntimeError):
 
 
 def load_backend(settings: Settings) -> LoadedModel:
-    """The model RERANK_MODEL names, loaded once for RERANK_BACKEND; ModelLoadError when it cannot be."""
+    """The model `settings.model` names (one model's settings: Settings.for_model), loaded once for its family
+    and backend; ModelLoadError when it cannot be.
+
+    A cross-encoder's `auto` backend takes the fastest exact path: on the CPU, ONNX Runtime fp32 when the model
+    exports and its export gives torch's logits (checked once, cached), otherwise torch with one log line
+    saying why; on a GPU, torch (fp16). `onnx` forces ONNX Runtime and fails when it cannot; `torch` forces torch.
+    """
     if settings.offline:  # before huggingface_hub is first imported: it reads these once
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
     import torch
 
+    from local_server.families import read_model_facts
+
     if settings.threads:
         torch.set_num_threads(settings.threads)  # the torch forward pass, or the one-time ONNX export
-    if settings.backend == "onnx":
-        from local_server.backends import onnx
+    facts = read_model_facts(settings.model)
+    if facts.remote_code and not settings.trust_remote_code:
+        raise ModelLoadError(
+            f"{settings.model} runs its own code (its config.json has auto_map); rerank-kit runs it only when "
+            "allowed: set `trust_remote_code: true` for this model in the config file (or "
+            "RERANK_TRUST_REMOTE_CODE=true) after reading that code")
+    kind = settings.kind or facts.kind
+    if kind != "cross-encoder":
+        from local_server.backends import decoder
 
-        return onnx.load(settings)
+        return decoder.load(settings, kind)
+    if settings.trust_remote_code:  # the ONNX export cannot run a model's own code
+        from local_server.backends import torch as torch_backend
+
+        return torch_backend.load(settings)
     from local_server.backends import torch as torch_backend
 
+    if settings.backend == "onnx" or (settings.backend == "auto"
+                                      and torch_backend.resolve_device(settings.device) == "cpu"):
+        from local_server.backends import onnx
+
+        try:
+            return onnx.load(settings)
+        except onnx.ExportRejectedError as exc:
+            if settings.backend == "onnx":
+                raise ModelLoadError(f"RERANK_BACKEND=onnx: {exc}") from exc
+            log.warning("serving %s with torch: %s", settings.model, exc)
     return torch_backend.load(settings)
 
 

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 class TorchBackend:
     """Plain PyTorch forward under inference_mode."""
 
+    name = "torch"
+
     def __init__(self, model, device: str) -> None:
         import torch
 
@@ -65,7 +67,7 @@ def load(settings: Settings) -> LoadedModel:
     with explain_load_failure(settings.model):
         reranker = FlagReranker(
             settings.model, use_fp16=fp16, devices=[device], max_length=settings.max_length,
-            query_max_length=settings.effective_query_max_length,
+            query_max_length=settings.effective_query_max_length, trust_remote_code=settings.trust_remote_code,
         )
     require_one_logit(settings.model, reranker.model.config)
     model = reranker.model.half() if fp16 else reranker.model

@@ -102,10 +102,12 @@ def _profile_from_info(info: Any) -> ServerProfile | None:
     max_docs = info.get("max_docs") or info.get("max_client_batch_size")
     max_length = info.get("max_input_length")
     rerank_kit = str(info.get("server") or "").lower() == ServerKind.RERANK_KIT
+    # rerank-kit lists every served model (the default, model_id, first); TEI serves one
+    served = info.get("models") if isinstance(info.get("models"), list) and info.get("models") else [info["model_id"]]
     return ServerProfile(
         server=ServerKind.RERANK_KIT if rerank_kit else ServerKind.TEI,
         wire=WireFormat.DOCUMENTS if rerank_kit else WireFormat.TEI, confirmed=True,
-        models=(str(info["model_id"]),), is_reranker=is_reranker,
+        models=tuple(str(name) for name in served), is_reranker=is_reranker,
         max_docs=max_docs if isinstance(max_docs, int) and max_docs > 0 else None,
         max_input_length=max_length if isinstance(max_length, int) else None,
     )

@@ -23,6 +23,7 @@ from rerank_kit.errors import (
     AuthError,
     BadRequestError,
     ConnectionFailedError,
+    ModelNotServedError,
     RateLimitError,
     RerankTimeoutError,
     ServerError,
@@ -84,6 +85,12 @@ def json_body(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return None
+
+
+def _error_type(response: httpx.Response) -> str | None:
+    """`error_type` of a TEI/rerank-kit error body."""
+    data = json_body(response)
+    return data.get("error_type") if isinstance(data, dict) else None
 
 
 def _error_detail(response: httpx.Response) -> str:
@@ -180,8 +187,9 @@ class TransportPolicy:
             f"the connection broke before an answer: {reason}", url=str(url),
             hint="the rerank server closed the connection or restarted: check its log, then retry")
 
-    def status_error(self, response: httpx.Response) -> StatusError:
-        """The error family of an HTTP error answer; a 503 with Retry-After is an overloaded server: rate limit."""
+    def status_error(self, response: httpx.Response) -> StatusError | ModelNotServedError:
+        """The error family of an HTTP error answer; a 503 with Retry-After is an overloaded server: rate limit;
+        rerank-kit's 404 ModelNotFound: the model is not served (the message names the served ones)."""
         status, url = response.status_code, str(response.request.url)
         message = f"HTTP {status} from the rerank server: {_error_detail(response)}"
         if status in (401, 403):
@@ -191,6 +199,9 @@ class TransportPolicy:
         if status == 429 or (status == 503 and "retry-after" in response.headers):
             return RateLimitError(message, url=url, status=status,
                                   hint="the server is rate-limiting or overloaded: retry later or send fewer requests")
+        if status == 404 and _error_type(response) == "ModelNotFound":
+            return ModelNotServedError(message, url=url, status=status,
+                                       hint="set the model name to one of the served models the message names")
         if status in (404, 405):
             hint = ("this URL serves a web page, not a rerank API: point it at the rerank server "
                     f"(default port {DEFAULT_PORT})" if is_html(response) else url_forms_hint(self.base_url))

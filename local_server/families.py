@@ -1,0 +1,209 @@
+"""Model families: how a (query, document) pair becomes token ids, and which logits make its raw score.
+
+A family is what a reranker's reference code fixes: the template around the query and the document, how
+each is truncated, and which output is the score (FlagReranker: the one logit; FlagLLMReranker: the
+"Yes" logit at the last token; Qwen3-Reranker: logit(yes) - logit(no) at the last token, whose sigmoid
+is the model card's P(yes)). Everything else (document windows, batching, calibration) is shared, so a
+family only says what goes before and after each document window.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from local_server.settings import Kind, Settings
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+# text, max tokens (None: all of them) -> token ids without special tokens, on the calling thread's tokenizer
+Tokenize = Callable[[str, int | None], list[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """What surrounds every document window of one request, and how many document tokens fit."""
+
+    before: list[int]
+    after: list[int]
+    room: int
+    fixed: int  # tokens of the pair that are not the document's (for the too-long message)
+
+
+class Family:
+    """One family's template; built once per model from its tokenizer and settings."""
+
+    kind: ClassVar[Kind]
+    decoder: ClassVar[bool] = True  # a causal LM scored at its last real token (no token types)
+    takes_instruction: ClassVar[bool] = False
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, settings: Settings) -> None:
+        self.max_length = settings.max_length
+        self.query_max_length = settings.effective_query_max_length
+        self.instruction = settings.instruction
+
+    @property
+    def score_tokens(self) -> tuple[int, ...]:
+        """Vocabulary ids whose last-token logits make the score: (a,) -> a; (a, b) -> a - b."""
+        return ()
+
+    def frame(self, tokenize: Tokenize, query: str, instruction: str | None) -> Frame:
+        raise NotImplementedError
+
+    def document_text(self, document: str) -> str:
+        return document
+
+    def join(self, tokenizer: PreTrainedTokenizerBase, frame: Frame,
+             window: list[int]) -> tuple[list[int], list[int] | None]:
+        """input_ids (and token_type_ids, for the families that have them) of one pair."""
+        return frame.before + window + frame.after, None
+
+
+class CrossEncoder(Family):
+    """FlagReranker.compute_score: [CLS] query [SEP] document [SEP], the query cut to query_max_length."""
+
+    kind = "cross-encoder"
+    decoder = False
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, settings: Settings) -> None:
+        super().__init__(tokenizer, settings)
+        self._special_tokens = tokenizer.num_special_tokens_to_add(pair=True)
+        self.token_types = "token_type_ids" in tokenizer.model_input_names
+
+    def frame(self, tokenize: Tokenize, query: str, instruction: str | None) -> Frame:
+        query_ids = tokenize(query, self.query_max_length)
+        fixed = len(query_ids) + self._special_tokens
+        return Frame(query_ids, [], self.max_length - fixed, fixed)
+
+    def join(self, tokenizer: PreTrainedTokenizerBase, frame: Frame,
+             window: list[int]) -> tuple[list[int], list[int] | None]:
+        from FlagEmbedding.utils.tokenizer_compat import prepare_for_model_compat
+
+        item = prepare_for_model_compat(tokenizer, frame.before, window, truncation="only_second",
+                                        max_length=self.max_length, padding=False)
+        types = item.get("token_type_ids") if self.token_types else None
+        return list(item["input_ids"]), list(types) if types else None
+
+
+class FlagLLM(Family):
+    """FlagLLMReranker.compute_score: [bos] "A: query" \\n "B: document" \\n prompt, scored by the "Yes"
+    logit; the passage is cut to max_length and the pair to max_length + the separator and the prompt."""
+
+    kind = "llm"
+    takes_instruction = True
+    DEFAULT_PROMPT = ("Given a query A and a passage B, determine whether the passage contains an answer to the "
+                      "query by providing a prediction of either 'Yes' or 'No'.")
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, settings: Settings) -> None:
+        super().__init__(tokenizer, settings)
+        bos = tokenizer.bos_token_id
+        self._bos = [bos] if bos is not None and bos != tokenizer.pad_token_id else []
+        self._sep = tokenizer("\n", add_special_tokens=False)["input_ids"]
+        self._yes = tokenizer("Yes", add_special_tokens=False)["input_ids"][0]
+
+    @property
+    def score_tokens(self) -> tuple[int, ...]:
+        return (self._yes,)
+
+    def frame(self, tokenize: Tokenize, query: str, instruction: str | None) -> Frame:
+        prompt = tokenize(instruction or self.instruction or self.DEFAULT_PROMPT, None)
+        head = self._bos + tokenize("A: " + query, self.query_max_length)
+        # prepare_for_model(head, sep + passage, only_second, max_length + len(sep) + len(prompt))
+        room = min(self.max_length, self.max_length + len(prompt) - len(head))
+        before, after = head + self._sep, self._sep + prompt
+        return Frame(before, after, room, len(before) + len(after))
+
+    def document_text(self, document: str) -> str:
+        return "B: " + document
+
+
+class Qwen3(Family):
+    """Qwen3-Reranker as its model card scores it (format_instruction, process_inputs, compute_logits):
+    prefix + "<Instruct>: i\\n<Query>: q\\n<Document>: d" (cut to max_length - prefix - suffix) + suffix,
+    P(yes) = softmax(logit(no), logit(yes))[1] = sigmoid(logit(yes) - logit(no)) at the last token.
+
+    The card tokenises the formatted text as one string; the head (up to "<Document>:") and " document" are
+    tokenised apart here, which gives the same ids with a byte-level BPE (":" always ends a pre-token).
+    """
+
+    kind = "qwen3"
+    takes_instruction = True
+    PREFIX = ("<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
+              "Instruct provided. Note that the answer can only be \"yes\" or \"no\".<|im_end|>\n<|im_start|>user\n")
+    SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, settings: Settings) -> None:
+        super().__init__(tokenizer, settings)
+        self._prefix = tokenizer(self.PREFIX, add_special_tokens=False)["input_ids"]
+        self._suffix = tokenizer(self.SUFFIX, add_special_tokens=False)["input_ids"]
+        self._yes, self._no = (tokenizer.convert_tokens_to_ids(word) for word in ("yes", "no"))
+
+    @property
+    def score_tokens(self) -> tuple[int, ...]:
+        return (self._yes, self._no)
+
+    def frame(self, tokenize: Tokenize, query: str, instruction: str | None) -> Frame:
+        text = (f"<Instruct>: {instruction or self.instruction or self.DEFAULT_INSTRUCTION}\n"
+                f"<Query>: {query}\n<Document>:")
+        # the card cuts the whole text from its end; a query longer than query_max_length is cut here instead,
+        # so that the document always keeps some room
+        head = tokenize(text, self.query_max_length)
+        before = self._prefix + head
+        fixed = len(before) + len(self._suffix)
+        return Frame(before, self._suffix, self.max_length - fixed, fixed)
+
+    def document_text(self, document: str) -> str:
+        return " " + document
+
+
+FAMILIES: dict[str, type[Family]] = {family.kind: family for family in (CrossEncoder, FlagLLM, Qwen3)}
+
+
+def family_for(kind: str, tokenizer: PreTrainedTokenizerBase, settings: Settings) -> Family:
+    return FAMILIES[kind](tokenizer, settings)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFacts:
+    """What the model's config.json says before anything is loaded."""
+
+    kind: Kind
+    remote_code: bool  # the config maps its classes to the model's own code (auto_map)
+
+
+def read_model_facts(model: str) -> ModelFacts:
+    """The family, detected from the architectures, model_type and name in the model's config.json."""
+    config = _config_dict(model)
+    architectures = [str(a) for a in config.get("architectures") or []]
+    model_type = str(config.get("model_type", "")).lower()
+    name = model.lower()
+    kind: Kind
+    if any("LayerWise" in a for a in architectures) or "layerwise" in name:
+        kind = "llm-layerwise"
+    elif any("CostWise" in a for a in architectures) or "lightweight" in name:
+        kind = "llm-lightweight"
+    elif any(a.endswith("ForCausalLM") for a in architectures):
+        kind = "qwen3" if model_type == "qwen3" or "qwen3-reranker" in name else "llm"
+    else:
+        kind = "cross-encoder"
+    return ModelFacts(kind, "auto_map" in config)
+
+
+def _config_dict(model: str) -> dict[str, Any]:
+    """config.json of a local folder, or of a hub id (from the cache when offline); {} when unreadable,
+    so that the loader's own error message (explain_load_failure) is the one the user sees."""
+    path = Path(model).expanduser() / "config.json"
+    try:
+        if not path.is_file() and not os.path.isdir(model):
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(model, "config.json"))
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, ImportError):  # huggingface_hub's not-found and offline errors are OSErrors
+        return {}

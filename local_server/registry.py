@@ -1,0 +1,167 @@
+"""The served models: routing a request's `model` to one, loading it (at start or on first use) and
+unloading it when idle.
+
+Every model has its own engine (tokenizer, family, backend) and its own lane in the one batcher, whose
+inference thread takes the lanes in turn. Loading runs in a worker thread; the rest runs on the event
+loop, so a model's count of requests in progress needs no lock: it is unloaded only when that count is
+zero and it has been idle for `idle_unload_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from local_server.backends import load_backend
+from local_server.batcher import Batcher, Lane
+from local_server.engine import EncodedPair, RerankEngine
+from local_server.families import read_model_facts
+from local_server.settings import ModelSpec, Settings
+
+log = logging.getLogger(__name__)
+
+# RAGFlow appends its factory to a model's name in some versions ("bge-reranker-v2-m3___VLLM").
+_RAGFLOW_SUFFIX = "___"
+
+
+class ModelNotFoundError(LookupError):
+    """The request names a model this server does not serve (HTTP 404, naming the served ones)."""
+
+    def __init__(self, name: str, served: Sequence[str]) -> None:
+        super().__init__(f"model {name!r} is not served here; served models: {', '.join(served)}")
+
+
+def _not_loaded(pairs: Sequence[EncodedPair]) -> np.ndarray:
+    raise RuntimeError("the model was unloaded while its pairs were queued")
+
+
+@dataclass(eq=False)
+class ServedModel:
+    """One model: its name, its settings (the server's with its spec on top), and once loaded its engine."""
+
+    name: str
+    settings: Settings
+    aliases: frozenset[str] = frozenset()
+    engine: RerankEngine | None = None
+    lane: Lane | None = None
+    active: int = 0  # requests in progress (event loop only)
+    last_used: float = field(default_factory=time.monotonic)
+    _loading: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def kind(self) -> str:
+        """Its family: the loaded engine's, else the one set or detected from its config (no load)."""
+        if self.engine is not None:
+            return self.engine.kind
+        return self.settings.kind or read_model_facts(self.settings.model).kind
+
+
+class ServedModels:
+    """Every served model, in config order (the first is the default), sharing one batcher."""
+
+    def __init__(self, settings: Settings, models: Sequence[ServedModel], *, strict: bool) -> None:
+        self.settings = settings
+        self.models = list(models)
+        self.strict = strict  # False for the single RERANK_MODEL form: any name reaches it, as before
+        self.batcher = Batcher(max_batch_size=settings.max_batch_size, max_wait_ms=settings.max_wait_ms,
+                               max_queue_pairs=settings.max_queue_pairs)
+        for model in self.models:
+            if model.engine is not None:
+                self._attach(model, model.engine)
+
+    @classmethod
+    def load(cls, settings: Settings) -> ServedModels:
+        """The models RERANK_CONFIG (or RERANK_MODEL) names, each loaded now unless it loads lazily;
+        ModelLoadError or ConfigFileError when one cannot be."""
+        specs = settings.model_specs()
+        models = [cls._served(settings, spec) for spec in specs]
+        for model in models:
+            if not model.settings.lazy_load:
+                model.engine = _load_engine(model.settings)
+        return cls(settings, models, strict=settings.config is not None)
+
+    @classmethod
+    def of(cls, settings: Settings, engine: RerankEngine) -> ServedModels:
+        """One already loaded model, served under `settings.model_id`."""
+        return cls(settings, [ServedModel(settings.model_id, settings, engine=engine)], strict=False)
+
+    @staticmethod
+    def _served(settings: Settings, spec: ModelSpec) -> ServedModel:
+        return ServedModel(spec.name, settings.for_model(spec), aliases=frozenset({spec.path}))
+
+    @property
+    def default(self) -> ServedModel:
+        return self.models[0]
+
+    @property
+    def names(self) -> list[str]:
+        return [model.name for model in self.models]
+
+    def get(self, name: str | None) -> ServedModel:
+        """The model a request names (absent or empty: the default); ModelNotFoundError when unknown."""
+        if not name:
+            return self.default
+        for candidate in (name, name.split(_RAGFLOW_SUFFIX)[0]):
+            for model in self.models:
+                if candidate == model.name or candidate in model.aliases:
+                    return model
+        if not self.strict and len(self.models) == 1:
+            return self.default
+        raise ModelNotFoundError(name, self.names)
+
+    async def ready(self, model: ServedModel) -> RerankEngine:
+        """The model's engine, loading it first (in a worker thread) when it is not loaded."""
+        model.last_used = time.monotonic()
+        if model.engine is not None:
+            return model.engine
+        async with model._loading:
+            if model.engine is None:
+                log.info("loading model %s", model.name)
+                engine = await asyncio.to_thread(_load_engine, model.settings)
+                self._attach(model, engine)
+        assert model.engine is not None
+        return model.engine
+
+    def _attach(self, model: ServedModel, engine: RerankEngine) -> None:
+        model.engine = engine
+        if model.lane is None:
+            model.lane = self.batcher.add_lane(model.name, engine.logits, max_batch_tokens=engine.batch_tokens,
+                                               decoder=engine.family.decoder)
+        else:
+            model.lane.run_batch = engine.logits
+
+    def unload_idle(self, now: float | None = None) -> list[str]:
+        """Unload every model idle past its `idle_unload_s` with no request in progress; their names."""
+        now = time.monotonic() if now is None else now
+        unloaded = []
+        for model in self.models:
+            idle_s = model.settings.idle_unload_s
+            if model.engine is None or idle_s is None or model.active or now - model.last_used < idle_s:
+                continue
+            model.engine = None
+            if model.lane is not None:
+                model.lane.run_batch = _not_loaded  # drops the last reference to the model
+            unloaded.append(model.name)
+            log.info("unloaded model %s after %.0f s idle", model.name, now - model.last_used)
+        if unloaded:
+            gc.collect()  # a model's modules hold reference cycles: free its memory now, not at some later pass
+        return unloaded
+
+    async def unload_idle_forever(self) -> None:
+        """The app's background task when some model has idle_unload_s."""
+        periods = [m.settings.idle_unload_s for m in self.models if m.settings.idle_unload_s]
+        if not periods:
+            return
+        while True:
+            await asyncio.sleep(max(0.05, min(periods) / 4))
+            self.unload_idle()
+
+
+def _load_engine(settings: Settings) -> RerankEngine:
+    return RerankEngine(load_backend(settings), settings)

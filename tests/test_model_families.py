@@ -1,0 +1,233 @@
+"""Every model family scores as its own reference does, on tiny random-weight models of the real architectures:
+cross-encoder = FlagReranker.compute_score, llm = FlagLLMReranker.compute_score (Gemma), qwen3 = the
+Qwen3-Reranker model card's formula on each pair alone (Qwen3ForCausalLM). A decoder pair's score does not
+depend on its batch-mates; the kind is detected from the config; remote code needs the user's consent;
+the registry loads lazily and unloads idle models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from local_server.backends import ModelLoadError, load_backend
+from local_server.engine import RerankEngine
+from local_server.families import read_model_facts
+from local_server.registry import ModelNotFoundError, ServedModels
+from local_server.settings import ConfigFileError, Settings, read_config
+
+QUERY = "which city is the capital of france"
+DOCS = [
+    "paris is the capital city of france",
+    "dog",
+    "the weather in paris is sunny and the cat sat on the mat " * 8,  # cut at max_length
+    "Yes no yes",
+    "(a) the river in the city",
+]
+MAX_LENGTH = 64
+QWEN3_MAX_LENGTH = 128  # its template alone is 88 tiny-tokenizer tokens: 40 left for a document
+TOLERANCE = 1e-4
+
+
+def engine_for(model_dir: Path, *, max_length: int = MAX_LENGTH, **values: object) -> RerankEngine:
+    settings = Settings(model=str(model_dir), offline=True, max_length=max_length, **values)
+    return RerankEngine(load_backend(settings), settings)
+
+
+def raw_scores(engine: RerankEngine, documents: list[str], **options: object) -> np.ndarray:
+    return engine.logits(engine.encode(QUERY, documents, **options))
+
+
+# -- the references --------------------------------------------------------------------------------------
+
+QWEN3_PREFIX = ("<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
+                "Instruct provided. Note that the answer can only be \"yes\" or \"no\".<|im_end|>\n<|im_start|>user\n")
+QWEN3_SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+QWEN3_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+
+
+def qwen3_model_card(model_dir: Path, query: str, documents: list[str], *, instruction: str = QWEN3_INSTRUCTION,
+                     max_length: int = QWEN3_MAX_LENGTH) -> np.ndarray:
+    """P(yes) as the Qwen3-Reranker model card computes it (huggingface.co/Qwen/Qwen3-Reranker-0.6B, "Transformers
+    Usage": format_instruction, process_inputs, compute_logits), each pair alone."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    token_false_id = tokenizer.convert_tokens_to_ids("no")
+    token_true_id = tokenizer.convert_tokens_to_ids("yes")
+    prefix_tokens = tokenizer.encode(QWEN3_PREFIX, add_special_tokens=False)
+    suffix_tokens = tokenizer.encode(QWEN3_SUFFIX, add_special_tokens=False)
+    scores = []
+    for document in documents:
+        pairs = [f"<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}"]
+        inputs = tokenizer(pairs, padding=False, truncation="longest_first", return_attention_mask=False,
+                           max_length=max_length - len(prefix_tokens) - len(suffix_tokens))
+        for i, ele in enumerate(inputs["input_ids"]):
+            inputs["input_ids"][i] = prefix_tokens + ele + suffix_tokens
+        inputs = tokenizer.pad(inputs, padding=True, return_tensors="pt", max_length=max_length)
+        with torch.no_grad():
+            batch_scores = model(**inputs).logits[:, -1, :]
+        true_vector = batch_scores[:, token_true_id]
+        false_vector = batch_scores[:, token_false_id]
+        batch_scores = torch.nn.functional.log_softmax(torch.stack([false_vector, true_vector], dim=1), dim=1)
+        scores.append(batch_scores[:, 1].exp().item())
+    return np.array(scores)
+
+
+def flag_llm_reference(model_dir: Path, documents: list[str], **options: object) -> np.ndarray:
+    from FlagEmbedding import FlagLLMReranker
+
+    reranker = FlagLLMReranker(str(model_dir), use_fp16=False, devices=["cpu"], max_length=MAX_LENGTH)
+    return np.array(reranker.compute_score([[QUERY, d] for d in documents], max_length=MAX_LENGTH, **options))
+
+
+# -- equality with the references ------------------------------------------------------------------------
+
+def test_cross_encoder_equals_flag_reranker(tiny_model_dir: Path) -> None:
+    from FlagEmbedding import FlagReranker
+
+    engine = engine_for(tiny_model_dir, backend="torch")
+    reference = FlagReranker(str(tiny_model_dir), use_fp16=False, devices=["cpu"], max_length=MAX_LENGTH)
+    expected = np.array(reference.compute_score([[QUERY, d] for d in DOCS], max_length=MAX_LENGTH))
+    assert engine.kind == "cross-encoder"
+    assert np.abs(raw_scores(engine, DOCS) - expected).max() < TOLERANCE
+
+
+def test_llm_equals_flag_llm_reranker_with_its_prompt_or_an_instruction(tiny_llm_dir: Path) -> None:
+    engine = engine_for(tiny_llm_dir)
+    assert engine.kind == "llm"
+    assert np.abs(raw_scores(engine, DOCS) - flag_llm_reference(tiny_llm_dir, DOCS)).max() < TOLERANCE
+    prompt = "Is passage B relevant to query A? Answer Yes or No."
+    instructed = raw_scores(engine, DOCS, instruction=prompt)
+    assert np.abs(instructed - flag_llm_reference(tiny_llm_dir, DOCS, prompt=prompt)).max() < TOLERANCE
+    assert np.abs(instructed - raw_scores(engine, DOCS)).max() > 1e-3  # the instruction reached the model
+
+
+def test_llm_default_instruction_from_the_model_spec(tiny_llm_dir: Path) -> None:
+    prompt = "Does B answer A? Yes or No."
+    engine = engine_for(tiny_llm_dir, instruction=prompt)
+    assert np.abs(raw_scores(engine, DOCS) - flag_llm_reference(tiny_llm_dir, DOCS, prompt=prompt)).max() < TOLERANCE
+
+
+def test_qwen3_equals_the_model_card(tiny_qwen3_dir: Path) -> None:
+    engine = engine_for(tiny_qwen3_dir, max_length=QWEN3_MAX_LENGTH)
+    assert engine.kind == "qwen3"
+    probabilities = 1 / (1 + np.exp(-raw_scores(engine, DOCS)))
+    assert np.abs(probabilities - qwen3_model_card(tiny_qwen3_dir, QUERY, DOCS)).max() < TOLERANCE
+    instruction = "Find the passage naming the capital"
+    instructed = 1 / (1 + np.exp(-raw_scores(engine, DOCS, instruction=instruction)))
+    expected = qwen3_model_card(tiny_qwen3_dir, QUERY, DOCS, instruction=instruction)
+    assert np.abs(instructed - expected).max() < TOLERANCE
+
+
+@pytest.mark.parametrize("fixture", ["tiny_llm_dir", "tiny_qwen3_dir"])
+def test_a_decoder_score_never_depends_on_its_batch_mates(fixture: str, request: pytest.FixtureRequest) -> None:
+    engine = engine_for(request.getfixturevalue(fixture), max_length=QWEN3_MAX_LENGTH)
+    pairs = engine.encode(QUERY, DOCS)
+    assert len({len(p) for p in pairs}) > 2  # a mixed-length batch: the short pairs are padded
+    together = engine.logits(pairs)
+    alone = np.array([engine.logits([pair])[0] for pair in pairs])
+    reversed_order = engine.logits(pairs[::-1])[::-1]
+    assert np.abs(together - alone).max() < 1e-5
+    assert np.abs(reversed_order - alone).max() < 1e-5
+
+
+def test_too_long_without_truncation_is_refused_for_decoders(tiny_qwen3_dir: Path) -> None:
+    from local_server.engine import InputTooLongError
+
+    with pytest.raises(InputTooLongError, match="the maximum is 128"):
+        engine_for(tiny_qwen3_dir, max_length=QWEN3_MAX_LENGTH).encode(QUERY, DOCS, truncate=False)
+
+
+# -- the kind, and remote code ----------------------------------------------------------------------------
+
+def test_the_kind_is_detected_from_the_config(tiny_model_dir: Path, tiny_llm_dir: Path, tiny_qwen3_dir: Path,
+                                               tmp_path: Path) -> None:
+    assert read_model_facts(str(tiny_model_dir)).kind == "cross-encoder"
+    assert read_model_facts(str(tiny_llm_dir)).kind == "llm"
+    assert read_model_facts(str(tiny_qwen3_dir)).kind == "qwen3"
+    for architecture, kind in (("LayerWiseMiniCPMForCausalLM", "llm-layerwise"),
+                               ("CostWiseGemmaForCausalLM", "llm-lightweight"),
+                               ("XLMRobertaForSequenceClassification", "cross-encoder")):
+        folder = tmp_path / architecture
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"architectures": [architecture]}))
+        assert read_model_facts(str(folder)).kind == kind
+
+
+def test_an_explicit_kind_wins_over_detection(tiny_qwen3_dir: Path) -> None:
+    """A Qwen3 causal LM served with the generic `llm` template (FlagLLMReranker's prompt, the "Yes" logit)."""
+    assert engine_for(tiny_qwen3_dir, kind="llm").kind == "llm"
+
+
+def test_remote_code_runs_only_when_allowed(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "remote"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForSequenceClassification": "modeling_custom.CustomModel"}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="trust_remote_code: true"):
+        load_backend(Settings(model=str(folder), offline=True))
+
+
+# -- the config file and the registry --------------------------------------------------------------------
+
+def write_config(path: Path, models: list[dict[str, object]]) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump({"models": models}))
+    return path
+
+
+def test_config_file_errors_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(ConfigFileError, match=r"models\.0\.path"):
+        read_config(write_config(tmp_path / "a.yaml", [{"name": "x"}]))
+    with pytest.raises(ConfigFileError, match="repeated: x"):
+        read_config(write_config(tmp_path / "b.yaml", [{"name": "x", "path": "p"}, {"name": "x", "path": "q"}]))
+    with pytest.raises(ConfigFileError, match=r"models\.0\.colour"):
+        read_config(write_config(tmp_path / "c.yaml", [{"name": "x", "path": "p", "colour": "red"}]))
+    with pytest.raises(ConfigFileError, match="cannot read"):
+        read_config(tmp_path / "missing.yaml")
+
+
+def test_lazy_load_and_idle_unload(tiny_model_dir: Path, tiny_qwen3_dir: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "models.yaml", [
+        {"name": "fast", "path": str(tiny_model_dir), "backend": "torch"},
+        {"name": "qwen", "path": str(tiny_qwen3_dir), "lazy_load": True, "idle_unload_s": 60, "max_length": 160},
+    ])
+    models = ServedModels.load(Settings(config=config, offline=True))
+    fast, qwen = models.get("fast"), models.get("qwen")
+    assert fast.engine and qwen.engine is None and qwen.kind == "qwen3"  # detected without loading
+    assert models.get(None) is fast and models.get("qwen___VLLM") is qwen and models.get(str(tiny_qwen3_dir)) is qwen
+    with pytest.raises(ModelNotFoundError, match="served models: fast, qwen"):
+        models.get("nope")
+
+    async def use() -> RerankEngine:
+        return await models.ready(qwen)
+
+    engine = asyncio.run(use())
+    assert qwen.engine is engine and engine.max_length == 160 and engine.kind == "qwen3"
+    assert models.unload_idle(now=qwen.last_used + 30) == []  # not idle long enough
+    qwen.active = 1
+    assert models.unload_idle(now=qwen.last_used + 120) == []  # a request in progress
+    qwen.active = 0
+    assert models.unload_idle(now=qwen.last_used + 120) == ["qwen"]
+    assert qwen.engine is None and fast.engine is not None  # the other model has no idle_unload_s
+    again = asyncio.run(use())
+    assert again is not engine and qwen.lane is not None and qwen.lane.run_batch == again.logits
+    assert math.isfinite(float(again.logits(again.encode(QUERY, ["paris"]))[0]))
+
+
+def test_a_single_model_server_answers_any_model_name(tiny_model_dir: Path) -> None:
+    """The RERANK_MODEL form routes every name to its one model, as before (clients send their own names)."""
+    models = ServedModels.load(Settings(model=str(tiny_model_dir), offline=True, backend="torch"))
+    assert models.get("rerank-kit") is models.default and models.names == [tiny_model_dir.name]
