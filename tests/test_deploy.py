@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import pytest
@@ -50,6 +50,11 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                      "apiKey": {"required": False}},
     "prefilled-claim": {"model": {"download": False, "persistence": {"enabled": True, "existingClaim": "models"}},
                         "apiKey": {"value": "s3cret"}},
+    "two-models": yaml.safe_load((EXAMPLES / "models.yaml").read_text()),
+    "two-models-prefilled": {
+        "models": [{"name": "base", "path": "BAAI/bge-reranker-base", "onnx_quantize": "int8"},
+                   {"name": "m3-long", "path": "BAAI/bge-reranker-v2-m3", "max_length": 1024}],
+        "model": {"download": False, "persistence": {"enabled": True, "existingClaim": "models"}}},
 }
 
 
@@ -109,6 +114,74 @@ def test_the_deployment_loads_the_model_the_init_container_downloads() -> None:
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 600  # ten minutes for a model load
     drain = float(env["RERANK_DRAIN_SECONDS"])
     assert pod["terminationGracePeriodSeconds"] >= drain + 5 + 5  # drain, last answers, preStop sleep
+
+
+def _models_file(found: list[dict[str, Any]], tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    """The ConfigMap's models.yaml written to tmp_path, and the server container that reads it."""
+    pod = one(found, "Deployment")["spec"]["template"]["spec"]
+    (server,) = pod["containers"]
+    config = Path(env_of(server)["RERANK_CONFIG"])
+    (mount,) = [m for m in server["volumeMounts"] if m["mountPath"] == str(config.parent)]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    configmap = one(found, "ConfigMap")
+    assert volume["configMap"]["name"] == configmap["metadata"]["name"] and mount["readOnly"]
+    written = tmp_path / config.name
+    written.write_text(configmap["data"][config.name], encoding="utf-8")
+    return written, server
+
+
+def test_several_models_are_served_from_where_the_init_container_downloads_them(tmp_path: Path) -> None:
+    from local_server.settings import read_config
+    from rerank_kit.commands import download
+
+    values = VALUE_SETS["two-models"]
+    found = objects(values)
+    models_file, server = _models_file(found, tmp_path)
+    specs = read_config(models_file)  # what the server reads at RERANK_CONFIG
+    assert [s.name for s in specs] == [m["name"] for m in values["models"]]
+    assert "RERANK_MODEL" not in env_of(server) and "RERANK_SERVED_MODEL_NAME" not in env_of(server)
+    for spec, given in zip(specs, values["models"], strict=True):  # every per-model setting reaches the server
+        assert spec.model_dump(exclude={"name", "path"}, exclude_none=True) == {
+            k: v for k, v in given.items() if k not in {"name", "path"}}
+
+    (init,) = one(found, "Deployment")["spec"]["template"]["spec"]["initContainers"]
+    assert init["command"][:2] == ["rerank-kit", "download"]
+    parser = argparse.ArgumentParser()
+    download.add_arguments(parser)
+    args = parser.parse_args(init["command"][2:])  # the command the real CLI parses
+    targets = download.targets_of(args)
+    assert [t.model for t in targets] == [m["path"] for m in values["models"]]
+    assert [spec.path for spec in specs] == [str(t.folder) for t in targets]  # the server loads what was fetched
+    twice = objects({"models": [values["models"][0], {**values["models"][0], "name": "short", "max_length": 256}]})
+    (init,) = one(twice, "Deployment")["spec"]["template"]["spec"]["initContainers"]
+    assert init["command"].count(values["models"][0]["path"]) == 1  # one model under two names: one download
+
+    prefilled = objects(VALUE_SETS["two-models-prefilled"])
+    assert "initContainers" not in one(prefilled, "Deployment")["spec"]["template"]["spec"]
+    prefilled_specs = read_config(_models_file(prefilled, tmp_path)[0])
+    assert [s.path for s in prefilled_specs] == ["/models/bge-reranker-base", "/models/bge-reranker-v2-m3"]
+    assert "ConfigMap" not in {o["kind"] for o in objects({})}  # no models list: one model, as before
+
+
+def test_the_models_values_are_the_servers_model_settings() -> None:
+    """values.schema.json's per-model keys are ModelSpec's fields, so a misspelt one fails at install."""
+    import json
+
+    from local_server.settings import Kind, ModelSpec
+
+    schema = json.loads((CHART / "values.schema.json").read_text())["properties"]["models"]["items"]
+    assert set(schema["properties"]) == set(ModelSpec.model_fields)
+    assert schema["properties"]["kind"]["enum"] == list(get_args(Kind))
+    two = VALUE_SETS["two-models"]["models"]
+    with pytest.raises(helm.HelmError, match="additional properties 'max_len' not allowed"):
+        objects({"models": [{**two[0], "max_len": 512}]})
+    # a local folder: the chart serves hub ids, each from where the init container puts it
+    with pytest.raises(helm.HelmError, match="'/models/0/path': '/data/my-reranker' does not match"):
+        objects({"models": [{"name": "local", "path": "/data/my-reranker"}]})
+    with pytest.raises(helm.HelmError, match="the name bge-reranker-v2-m3 appears twice"):
+        objects({"models": [two[0], {**two[1], "name": two[0]["name"]}]})
+    with pytest.raises(helm.HelmError, match="would both download to /models/bge-reranker-v2-m3"):
+        objects({"models": [two[0], {"name": "copy", "path": "someone/bge-reranker-v2-m3"}]})
 
 
 def test_the_server_runs_with_only_the_volumes_the_chart_makes_writable(
@@ -240,6 +313,13 @@ def test_the_notes_print_the_urls_to_paste() -> None:
     url = "http://rerank-kit.ai.svc.cluster.local:8086"
     assert f"Text Embedding Inference  Server URL        {url}\n" in notes
     assert f"OpenAI-API-compatible     API endpoint URL  {url}/v1\n" in notes
+    assert "  Model name: bge-reranker-v2-m3\n" in notes
+    with helm.Chart.load(CHART) as chart:
+        notes = chart.render(VALUE_SETS["two-models"], name="rerank-kit", namespace="ai")[
+            "rerank-kit/templates/NOTES.txt"]
+    assert "rerank-kit serves 2 models at" in notes
+    for model in VALUE_SETS["two-models"]["models"]:
+        assert f"    {model['name']}  ({model['path']})\n" in notes
 
 
 def _tool(name: str) -> str:

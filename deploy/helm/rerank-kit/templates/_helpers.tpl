@@ -36,6 +36,31 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (last (splitList "/" .Values.model.id)) .Values.model.folder }}
 {{- end }}
 
+{{/* models.yaml for RERANK_CONFIG: the values' models, each hub id replaced by its folder under /models, where
+`rerank-kit download <id> --to /models` puts it (the id's last part). Names route requests and folders hold one
+model each, so a repeated name, or two ids sharing a last part, fail the render. */}}
+{{- define "rerank-kit.modelsFile" -}}
+{{- $names := dict }}
+{{- $folders := dict -}}
+models:
+{{- range .Values.models }}
+{{- $folder := last (splitList "/" .path) }}
+{{- if hasKey $names .name }}
+{{- fail (printf "models: the name %s appears twice; each model needs its own name (clients send it as `model`)" .name) }}
+{{- end }}
+{{- if and (hasKey $folders $folder) (ne (get $folders $folder) .path) }}
+{{- fail (printf "models: %s and %s would both download to /models/%s; serve one of them" (get $folders $folder) .path $folder) }}
+{{- end }}
+{{- $_ := set $names .name true }}
+{{- $_ := set $folders $folder .path }}
+  - name: {{ .name | quote }}
+    path: {{ printf "/models/%s" $folder | quote }}  # {{ .path }}
+    {{- range $setting, $value := omit . "name" "path" }}
+    {{ $setting }}: {{ $value | toJson }}
+    {{- end }}
+{{- end }}
+{{- end }}
+
 {{- define "rerank-kit.apiKeySecret" -}}
 {{- default (printf "%s-api-key" (include "rerank-kit.fullname" .)) .Values.apiKey.existingSecret }}
 {{- end }}
