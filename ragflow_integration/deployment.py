@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import yaml
 import rerank_kit
 from ragflow_integration import edits
 from rerank_kit.commands import vendor
+from rerank_kit.protocol import ModelCard
 
 RERANK_MODEL = "rag/llm/rerank_model.py"
 SUBCLASS_MODULE = "rag/llm/rerank_kit_model.py"
@@ -55,10 +56,11 @@ def runtime_files() -> dict[str, str]:
     return {rel: data.decode("utf-8") for rel, data in {**vendor.vendored_core(subclass), **subclass}.items()}
 
 
-def patched_core(read_original: ReadOriginal) -> dict[str, str]:
-    """The two RAGFlow files the integration changes, plus the runtime files."""
+def patched_core(read_original: ReadOriginal, served: Sequence[ModelCard] = ()) -> dict[str, str]:
+    """The two RAGFlow files the integration changes (the factory listing `served` models too), plus the
+    runtime files."""
     return {
-        LLM_FACTORIES: edits.with_factory(read_original(LLM_FACTORIES), edits.factory_entry()),
+        LLM_FACTORIES: edits.with_factory(read_original(LLM_FACTORIES), edits.factory_entry(served)),
         RERANK_MODEL: edits.with_hook(read_original(RERANK_MODEL)),
         **runtime_files(),
     }
@@ -75,9 +77,9 @@ def detect_mode(root: Path) -> str:
     )
 
 
-def source_plan(root: Path, server_url: str = DOCKER_SERVER_URL) -> Plan:
+def source_plan(root: Path, server_url: str = DOCKER_SERVER_URL, served: Sequence[ModelCard] = ()) -> Plan:
     """Patch the tree in place; if it has docker/, also mount the patched files into the image."""
-    plan = Plan(root, "source", patched_core(lambda rel: _read(root / rel)))
+    plan = Plan(root, "source", patched_core(lambda rel: _read(root / rel), served))
     _add_web_constants(plan)
     docker_dir = root / "docker"
     if (docker_dir / COMPOSE_FILE).is_file():
@@ -89,9 +91,10 @@ def source_plan(root: Path, server_url: str = DOCKER_SERVER_URL) -> Plan:
     return plan
 
 
-def docker_plan(root: Path, read_original: ReadOriginal, server_url: str = DOCKER_SERVER_URL) -> Plan:
+def docker_plan(root: Path, read_original: ReadOriginal, server_url: str = DOCKER_SERVER_URL,
+                served: Sequence[ModelCard] = ()) -> Plan:
     """Stage patched copies of the image's files under rerank-kit/ and mount them with a compose override."""
-    staged = patched_core(read_original)
+    staged = patched_core(read_original, served)
     files = {f"{STAGING_DIR}/{rel}": text for rel, text in staged.items()}
     mounts = {f"./{STAGING_DIR}/{rel}": rel for rel in (LLM_FACTORIES, RERANK_MODEL, SUBCLASS_MODULE, CLIENT_PACKAGE)}
     files[COMPOSE_OVERRIDE] = compose_override(root / COMPOSE_FILE, mounts, server_url)

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from rerank_kit.protocol import ModelCard
 
 FACTORY_ENTRY_FILE = Path(__file__).with_name("llm_factories.json")
 HOOK_BEGIN = "# >>> rerank-kit: registers the rerank-kit rerank factory (`rerank-kit install-ragflow --uninstall`)"
@@ -30,13 +33,18 @@ class EditError(ValueError):
     """A RAGFlow file does not have the shape this installer knows how to edit."""
 
 
-def factory_entry() -> dict[str, Any]:
-    """rerank-kit's entry of `factory_llm_infos` (conf/llm_factories.json, RAGFlow's schema).
+def factory_entry(served: Sequence[ModelCard] = ()) -> dict[str, Any]:
+    """rerank-kit's entry of `factory_llm_infos` (conf/llm_factories.json, RAGFlow's schema), with the models a
+    server serves (`served`, from its /v1/models) first, so each is a model to pick in RAGFlow.
 
     Read from the file rather than from `rerank_model`, so the installer never needs numpy.
     """
     (entry,) = json.loads(FACTORY_ENTRY_FILE.read_text(encoding="utf-8"))["factory_llm_infos"]
-    return entry
+    known = {llm["llm_name"] for llm in entry["llm"]}
+    added = [{"llm_name": card.id, "tags": f"RE-RANK,{card.max_input_length or 512}",
+              "max_tokens": card.max_input_length or 512, "model_type": "rerank"}
+             for card in served if card.id not in known]
+    return {**entry, "llm": added + entry["llm"]}
 
 
 def with_factory(llm_factories_json: str, entry: dict[str, Any]) -> str:

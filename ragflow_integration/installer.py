@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 from pathlib import Path
 
+import httpx
+
 from ragflow_integration import backup, deployment, edits
+from rerank_kit.client.urls import normalize_base_url
+from rerank_kit.protocol import ModelCard, ModelList
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="docker mode: take the original files from this checkout of the image's version")
     parser.add_argument("--image", help="docker mode: read the original files from this image "
                                         "(default: RAGFLOW_IMAGE from PATH/.env)")
+    parser.add_argument("--models-from", metavar="URL",
+                        help="add every model this running rerank-kit server serves (its /v1/models) to the "
+                             "factory, so each is a model to pick in RAGFlow (key: RERANK_API_KEY)")
     parser.add_argument("--server-url", default=deployment.DOCKER_SERVER_URL,
                         help=f"Docker: the rerank server as the container reaches it, used when a model has no "
                              f"base URL (sets {deployment.BASE_URL_ENV}; default %(default)s)")
@@ -32,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     if args.uninstall:
         return _uninstall(root, args.dry_run)
     try:
-        plan = _plan(root, args)
+        served = served_models(args.models_from) if args.models_from else []
+        plan = _plan(root, args, served)
     except (deployment.DeploymentError, edits.EditError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -47,18 +56,31 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'created' if change.old is None else 'patched'} {change.rel}")
     if not changes:
         print(f"Already installed in {root}: nothing changed.")
-    _print_next_steps(plan)
+    _print_next_steps(plan, served)
     return 0
 
 
-def _plan(root: Path, args: argparse.Namespace) -> deployment.Plan:
+def served_models(url: str) -> list[ModelCard]:
+    """The models a running rerank-kit server lists at /v1/models; OSError saying why when it cannot."""
+    listing = f"{normalize_base_url(url)}/v1/models"
+    key = os.environ.get("RERANK_API_KEY")
+    try:
+        response = httpx.get(listing, timeout=10, headers={"Authorization": f"Bearer {key}"} if key else None)
+        response.raise_for_status()
+        return ModelList.model_validate(response.json()).data
+    except (httpx.HTTPError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        raise OSError(f"--models-from: cannot read the served models at {listing}: {exc}") from None
+
+
+def _plan(root: Path, args: argparse.Namespace, served: list[ModelCard]) -> deployment.Plan:
     if deployment.detect_mode(root) == "source":
-        return deployment.source_plan(root, args.server_url)
+        return deployment.source_plan(root, args.server_url, served)
     if args.ragflow_source:
         source = args.ragflow_source.resolve()
-        return deployment.docker_plan(root, lambda rel: (source / rel).read_bytes().decode("utf-8"), args.server_url)
+        return deployment.docker_plan(root, lambda rel: (source / rel).read_bytes().decode("utf-8"), args.server_url,
+                                      served)
     image = args.image or deployment.image_from_env(root)
-    return deployment.docker_plan(root, deployment.image_reader(image), args.server_url)
+    return deployment.docker_plan(root, deployment.image_reader(image), args.server_url, served)
 
 
 def _uninstall(root: Path, dry_run: bool) -> int:
@@ -78,8 +100,9 @@ def _diff(change: backup.Change) -> list[str]:
     return [line if line.endswith("\n") else line + "\n" for line in lines]
 
 
-def _print_next_steps(plan: deployment.Plan) -> None:
+def _print_next_steps(plan: deployment.Plan, served: list[ModelCard]) -> None:
     factory = edits.factory_entry()["name"]
+    example = served[0].id if served else "BAAI/bge-reranker-v2-m3"
     print("\nNext steps:")
     if plan.compose_command:
         print(f"  1. Restart RAGFlow with the override: {plan.compose_command}")
@@ -87,6 +110,6 @@ def _print_next_steps(plan: deployment.Plan) -> None:
         print("  1. Restart RAGFlow (the API server and the task executors).")
     print(f"  2. Model providers -> {factory}: base URL of the server ({deployment.DOCKER_SERVER_URL} "
           "from Docker); then pick a model as the Rerank model, or use rerank_id "
-          f"'BAAI/bge-reranker-v2-m3@{factory}' in the API.")
+          f"'{example}@{factory}' in the API.")
     for note in plan.notes:
         print(f"  - {note}")

@@ -11,7 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from server_process import running_server
+from server_process import running_server, write_models_config
+from tiny_model import MAX_LENGTH, QWEN3_MAX_LENGTH
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -51,4 +52,18 @@ def tiny_qwen3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def live_server(tiny_model_dir: Path) -> Iterator[str]:
     """Base URL of a real `rerank-kit serve` process on loopback, serving the tiny model."""
     with running_server(tiny_model_dir) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="session")
+def multi_model_server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, tiny_llm_dir: Path,
+                       tiny_qwen3_dir: Path) -> Iterator[str]:
+    """Base URL of one `rerank-kit serve --config` process serving a cross-encoder ("minilm", the default),
+    an `llm` model ("gemma") and a `qwen3` model ("qwen3")."""
+    config = write_models_config(tmp_path_factory.mktemp("config") / "models.yaml", [
+        {"name": "minilm", "path": str(tiny_model_dir), "backend": "torch", "max_length": MAX_LENGTH},
+        {"name": "gemma", "path": str(tiny_llm_dir), "max_length": MAX_LENGTH},
+        {"name": "qwen3", "path": str(tiny_qwen3_dir), "max_length": QWEN3_MAX_LENGTH},
+    ])
+    with running_server(tiny_model_dir, config=str(config)) as base_url:
         yield base_url

@@ -19,6 +19,14 @@ from pathlib import Path
 import httpx
 
 
+def write_models_config(path: Path, models: list[dict[str, object]]) -> Path:
+    """A RERANK_CONFIG file serving `models` ({name, path, ...} entries)."""
+    import yaml
+
+    path.write_text(yaml.safe_dump({"models": models}))
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -146,3 +146,13 @@ def test_a_timeout_reads_timed_out_not_unreachable() -> None:
     error = RerankTimeoutError("no complete answer within 30s", url="http://rr.test:8086/rerank", hint="raise it")
     lines = report_lines(CheckReport(url="http://rr.test:8086", error=error), key_sent=False)
     assert "  reachable   timed out" in lines and lines[-1].startswith("FAILED: no complete answer within 30s")
+
+
+def test_a_multi_model_server_report_lists_every_served_model(multi_model_server: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = check(capsys, multi_model_server, "--model", "qwen3")
+    assert code == 0
+    assert "  served      minilm, gemma, qwen3" in out and "  model       qwen3" in out
+    code, out = check(capsys, multi_model_server, "--model", "bge-reranker-v2-m3")
+    assert code == 1 and "FAILED: model bge-reranker-v2-m3 is not served" in out
+    assert "set the model name to one of minilm, gemma, qwen3" in out

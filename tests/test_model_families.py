@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from server_process import write_models_config
+from tiny_model import MAX_LENGTH, QWEN3_MAX_LENGTH
 
 from local_server.backends import ModelLoadError, load_backend
 from local_server.engine import RerankEngine
@@ -30,8 +32,6 @@ DOCS = [
     "Yes no yes",
     "(a) the river in the city",
 ]
-MAX_LENGTH = 64
-QWEN3_MAX_LENGTH = 128  # its template alone is 88 tiny-tokenizer tokens: 40 left for a document
 TOLERANCE = 1e-4
 
 
@@ -181,26 +181,19 @@ def test_remote_code_runs_only_when_allowed(tiny_model_dir: Path, tmp_path: Path
 
 # -- the config file and the registry --------------------------------------------------------------------
 
-def write_config(path: Path, models: list[dict[str, object]]) -> Path:
-    import yaml
-
-    path.write_text(yaml.safe_dump({"models": models}))
-    return path
-
-
 def test_config_file_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(ConfigFileError, match=r"models\.0\.path"):
-        read_config(write_config(tmp_path / "a.yaml", [{"name": "x"}]))
+        read_config(write_models_config(tmp_path / "a.yaml", [{"name": "x"}]))
     with pytest.raises(ConfigFileError, match="repeated: x"):
-        read_config(write_config(tmp_path / "b.yaml", [{"name": "x", "path": "p"}, {"name": "x", "path": "q"}]))
+        read_config(write_models_config(tmp_path / "b.yaml", [{"name": "x", "path": "p"}, {"name": "x", "path": "q"}]))
     with pytest.raises(ConfigFileError, match=r"models\.0\.colour"):
-        read_config(write_config(tmp_path / "c.yaml", [{"name": "x", "path": "p", "colour": "red"}]))
+        read_config(write_models_config(tmp_path / "c.yaml", [{"name": "x", "path": "p", "colour": "red"}]))
     with pytest.raises(ConfigFileError, match="cannot read"):
         read_config(tmp_path / "missing.yaml")
 
 
 def test_lazy_load_and_idle_unload(tiny_model_dir: Path, tiny_qwen3_dir: Path, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "models.yaml", [
+    config = write_models_config(tmp_path / "models.yaml", [
         {"name": "fast", "path": str(tiny_model_dir), "backend": "torch"},
         {"name": "qwen", "path": str(tiny_qwen3_dir), "lazy_load": True, "idle_unload_s": 60, "max_length": 160},
     ])

@@ -235,3 +235,19 @@ def test_the_shell_script_runs_the_installer(tmp_path: Path) -> None:
                             text=True, timeout=120, check=False)
     assert undone.returncode == 0, undone.stderr
     assert snapshot(root) == pristine
+
+
+def test_models_from_a_running_server_become_ragflow_models(tmp_path: Path, multi_model_server: str,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """`--models-from URL`: every name the server serves is a model of the factory, each scoring through
+    the patched tree with the server routing by name."""
+    root = make_tree(tmp_path / "ragflow")
+    assert install_ragflow(root, "--models-from", f"{multi_model_server}/v1") == 0
+    assert f"'minilm@{FACTORY_NAME}' in the API" in capsys.readouterr().out
+    (entry,) = [info for info in json.loads((root / deployment.LLM_FACTORIES).read_text(encoding="utf-8"))[
+        "factory_llm_infos"] if info["name"] == FACTORY_NAME]
+    names = [llm["llm_name"] for llm in entry["llm"]]
+    assert names[:3] == ["minilm", "gemma", "qwen3"] and "BAAI/bge-reranker-v2-m3" in names
+    assert entry["llm"][2]["max_tokens"] == 128 and entry["llm"][2]["tags"] == "RE-RANK,128"
+    assert install_ragflow(root, "--models-from", "http://127.0.0.1:9") == 1  # nothing listens there
+    assert "cannot read the served models" in capsys.readouterr().err

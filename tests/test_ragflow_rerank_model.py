@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
+import httpx
 import numpy as np
 import pytest
 from ragflow_standin.harness import VERSIONS, counting_proxy, imported_ragflow, install_ragflow, make_tree
@@ -141,3 +142,13 @@ def test_raw_logits_from_another_server_are_calibrated_not_min_maxed() -> None:
     assert np.allclose(calibrated(logits), 1.0 / (1.0 + np.exp(-logits)))
     in_range = np.array([0.2, 0.9])
     assert calibrated(in_range) is in_range
+
+
+def test_each_served_model_is_reached_by_its_name(ragflow: ModuleType, multi_model_server: str) -> None:
+    """A server serving several models: the RAGFlow model's name (suffixed as v0.25 does) picks one."""
+    for name in ("minilm", "qwen3"):
+        model = ragflow.RerankModel[FACTORY_NAME]("", f"{name}___{FACTORY_NAME}", base_url=multi_model_server)
+        arr, _ = model.similarity(QUERY, TEXTS)
+        direct = httpx.post(f"{multi_model_server}/rerank", json={"model": name, "query": QUERY, "documents": TEXTS})
+        assert np.allclose(arr, [r["relevance_score"] for r in sorted(direct.json()["results"],
+                                                                       key=lambda r: r["index"])]), name

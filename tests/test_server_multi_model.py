@@ -11,23 +11,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-from server_process import running_server
-from test_model_families import (
-    DOCS,
-    MAX_LENGTH,
-    QUERY,
-    QWEN3_MAX_LENGTH,
-    flag_llm_reference,
-    qwen3_model_card,
-    write_config,
-)
+from test_model_families import DOCS, QUERY, flag_llm_reference, qwen3_model_card
+from tiny_model import MAX_LENGTH
 
 from benchmarks.soak import compare
 
@@ -35,19 +26,8 @@ TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="module")
-def config(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, tiny_llm_dir: Path,
-           tiny_qwen3_dir: Path) -> Path:
-    return write_config(tmp_path_factory.mktemp("config") / "models.yaml", [
-        {"name": "minilm", "path": str(tiny_model_dir), "backend": "torch", "max_length": MAX_LENGTH},
-        {"name": "gemma", "path": str(tiny_llm_dir), "max_length": MAX_LENGTH},
-        {"name": "qwen3", "path": str(tiny_qwen3_dir), "max_length": QWEN3_MAX_LENGTH},
-    ])
-
-
-@pytest.fixture(scope="module")
-def server(config: Path, tiny_model_dir: Path) -> Iterator[str]:
-    with running_server(tiny_model_dir, config=str(config)) as base_url:
-        yield base_url
+def server(multi_model_server: str) -> str:
+    return multi_model_server
 
 
 def rerank(base_url: str, model: str | None, documents: list[str] = DOCS, route: str = "/rerank",

@@ -61,6 +61,11 @@ if __name__ == "__main__":  # `make soak` builds its model with this
     print(build_tiny_cross_encoder(Path(sys.argv[1])))
 
 
+# max_length of the tiny models in the family and multi-model tests: small, so that truncation comes into
+# play; the Qwen3 template alone is 88 tokens of the tiny tokenizer, so that family gets more.
+MAX_LENGTH = 64
+QWEN3_MAX_LENGTH = 128
+
 # Text the tiny byte-level BPE is trained on: the templates' words ("Yes", "yes", "no", the markers) become
 # whole tokens, as they are in the real vocabularies.
 _DECODER_CORPUS = [

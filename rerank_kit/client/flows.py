@@ -189,7 +189,8 @@ class ClientCore:
             if self.model and profile.models and not any(model_matches(self.model, m) for m in profile.models):
                 raise ModelNotServedError(
                     f"model {self.model} is not served; the server serves {', '.join(profile.models)}",
-                    url=self.base_url, hint=f"set the model name to {profile.models[0]}")
+                    url=self.base_url, hint=f"set the model name to {profile.models[0]}" if len(profile.models) == 1
+                    else f"set the model name to one of {', '.join(profile.models)}")
             started = time.perf_counter()
             response = yield from self._rerank_flow(PROBE_QUERY, [PROBE_DOCUMENT], None)
             report.latency_ms = (time.perf_counter() - started) * 1000

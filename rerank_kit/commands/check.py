@@ -49,6 +49,7 @@ def report_lines(report: CheckReport, *, key_sent: bool) -> list[str]:
         ("auth", _auth_line(report, key_sent)),
         ("reranker", _yes_no(report.is_reranker)),
         ("model", report.model or ", ".join(report.served_models) or "unknown"),
+        ("served", ", ".join(report.served_models) or "not listed"),
         ("max docs", str(report.max_docs or "not advertised")),
         ("max length", f"{report.max_input_length} tokens" if report.max_input_length else "not advertised"),
     ]

@@ -40,13 +40,14 @@ def _text_of(content: MultiModalContent) -> str:
     if content.content_type != MultiModalContentType.TEXT:
         raise InvalidInputError(
             f"{content.content_type.value} content cannot be reranked",
-            hint="rerank-kit serves a text cross-encoder: send text contents only",
+            hint="rerank-kit serves text rerankers: send text contents only",
         )
     return content.content
 
 
 class LocalRerankModel(RerankModel):
-    """Reranks with whatever cross-encoder the configured rerank-kit server serves."""
+    """Reranks with the model the configured rerank-kit server serves under this model name (any of its
+    served models: cross-encoders, LLM rerankers, Qwen3-Reranker; the server routes by name)."""
 
     def _invoke(
         self,
@@ -89,7 +90,8 @@ class LocalRerankModel(RerankModel):
         return MultiModalRerankResult(model=result.model, docs=result.docs)
 
     def validate_credentials(self, model: str, credentials: dict) -> None:
-        """Check the server for real (reachable, key accepted, a reranker) and keep its context size."""
+        """Check the server for real (reachable, key accepted, a reranker, serving this model name: the error
+        names the served ones) and keep its context size."""
         try:
             with FormSettings.parse(credentials, model).client() as client:  # fresh: the server as it is now
                 report = client.check()
