@@ -114,7 +114,8 @@ class RerankEngine:
         needed = budget * max_chunks_per_doc + 1 if whole else self.max_length
         texts = [self.family.document_text(d) for d in documents]
         doc_ids = self._token_ids(texts, needed, from_end=direction == "left", exact=whole)
-        pairs: list[EncodedPair] = []
+        owners: list[int] = []
+        windows: list[list[int]] = []
         for doc, ids in enumerate(doc_ids):
             if not truncate and len(ids) > budget:
                 raise InputTooLongError(
@@ -122,8 +123,10 @@ class RerankEngine:
                     f"the maximum is {self.max_length} (send truncate=true to cut it)"
                 )
             for window in document_windows(ids, doc_budget, max_chunks_per_doc, direction):
-                pairs.append(EncodedPair(doc, *self.family.join(tok, frame, window)))
-        return pairs
+                owners.append(doc)
+                windows.append(window)
+        joined = self.family.join_all(tok, frame, windows)
+        return [EncodedPair(doc, ids, types) for doc, (ids, types) in zip(owners, joined, strict=True)]
 
     def _tokenize(self, text: str, max_tokens: int | None) -> list[int]:
         """The first `max_tokens` token ids of `text` (all of them for None), without special tokens."""

@@ -58,10 +58,10 @@ class Family:
     def document_text(self, document: str) -> str:
         return document
 
-    def join(self, tokenizer: PreTrainedTokenizerBase, frame: Frame,
-             window: list[int]) -> tuple[list[int], list[int] | None]:
-        """input_ids (and token_type_ids, for the families that have them) of one pair."""
-        return frame.before + window + frame.after, None
+    def join_all(self, tokenizer: PreTrainedTokenizerBase, frame: Frame,
+                 windows: list[list[int]]) -> list[tuple[list[int], list[int] | None]]:
+        """input_ids (and token_type_ids, for the families that have them) of each (query, window) pair."""
+        return [(frame.before + window + frame.after, None) for window in windows]
 
 
 class CrossEncoder(Family):
@@ -80,12 +80,36 @@ class CrossEncoder(Family):
         fixed = len(query_ids) + self._special_tokens
         return Frame(query_ids, [], self.max_length - fixed, fixed)
 
-    def join(self, tokenizer: PreTrainedTokenizerBase, frame: Frame,
-             window: list[int]) -> tuple[list[int], list[int] | None]:
+    def join_all(self, tokenizer: PreTrainedTokenizerBase, frame: Frame,
+                 windows: list[list[int]]) -> list[tuple[list[int], list[int] | None]]:
+        """FlagEmbedding's prepare_for_model_compat for every pair, in one tokenizer call.
+
+        Under transformers 5 (no `prepare_for_model`) the reference decodes the query's and the window's ids
+        and tokenises the two texts as a pair; decoding all windows and tokenising all pairs in one batched
+        call is that same computation, in Rust and at about half the cost (docs/BENCHMARKS.md). A tokenizer
+        that still has `prepare_for_model` (transformers 4), and an empty document (which the reference's
+        single call tokenises as no second text at all), take the reference call pair by pair.
+        """
         from FlagEmbedding.utils.tokenizer_compat import prepare_for_model_compat
 
-        item = prepare_for_model_compat(tokenizer, frame.before, window, truncation="only_second",
-                                        max_length=self.max_length, padding=False)
+        def reference(window: list[int]):
+            return prepare_for_model_compat(tokenizer, frame.before, window, truncation="only_second",
+                                            max_length=self.max_length, padding=False)
+
+        if callable(getattr(tokenizer, "prepare_for_model", None)):
+            return [self._ids_and_types(reference(window)) for window in windows]
+        texts = {"skip_special_tokens": False, "clean_up_tokenization_spaces": False}
+        query = tokenizer.decode(frame.before, **texts)
+        documents = tokenizer.batch_decode(windows, **texts) if windows else []
+        batched = [i for i, text in enumerate(documents) if text]
+        batch = tokenizer([query] * len(batched), [documents[i] for i in batched], truncation="only_second",
+                          max_length=self.max_length, padding=False) if batched else {}
+        joined = {i: self._ids_and_types({key: values[row] for key, values in batch.items()})
+                  for row, i in enumerate(batched)}
+        return [joined[i] if i in joined else self._ids_and_types(reference(window))
+                for i, window in enumerate(windows)]
+
+    def _ids_and_types(self, item) -> tuple[list[int], list[int] | None]:
         types = item.get("token_type_ids") if self.token_types else None
         return list(item["input_ids"]), list(types) if types else None
 
