@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     from local_server.app import create_app
     from local_server.backends import ModelLoadError
+    from local_server.expectations import log_expectation
     from local_server.lifecycle import DrainingServer, redact_credentials
     from local_server.registry import ServedModels
     from local_server.settings import ConfigFileError
@@ -54,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         log.info("model %s: %s, %s", model.name, model.kind,
                  f"device {engine.device}, {engine.dtype}, {engine.backend.name} backend" if engine
                  else "loaded on its first request")
+        if engine:
+            log_expectation(engine, model.name)
     log.info("serving %s on http://%s:%d (API key %s)", ", ".join(models.names), settings.host, settings.port,
              "required" if settings.api_key else "not required")
     if not settings.api_key and not _is_loopback(settings.host):
