@@ -115,5 +115,5 @@ def explain_load_failure(model: str) -> Iterator[None]:
             f"cannot load model {model!r}: it {where} and could not be fetched from the Hugging Face Hub "
             f"({type(exc).__name__}). Point RERANK_MODEL at a local folder holding the model "
             f"(e.g. RERANK_MODEL=/models/bge-reranker-v2-m3, fetched once with "
-            f"`huggingface-cli download BAAI/bge-reranker-v2-m3 --local-dir /models/bge-reranker-v2-m3`)."
+            f"`rerank-kit download BAAI/bge-reranker-v2-m3 --to /models`)."
         ) from exc
