@@ -4,6 +4,8 @@
 - direct: the same model called with no server: tokenised once, length-sorted, batches of 32 under
           torch.inference_mode (throughput over the pooled pairs, also unsorted and in 2048-token
           batches; latency one request at a time);
+- card:   a Qwen3-Reranker as its model card runs it with plain transformers (format_instruction,
+          process_inputs, compute_logits), one request's pairs per batch, one request at a time;
 - peak:   the machine's fp32 matmul peak;
 - quality: the serving paths' ranking quality on the trained model (benchmarks.quality).
 
@@ -98,6 +100,51 @@ def direct(job: dict) -> dict:
     return {"latencies": latencies, "pairs": sum(len(r["documents"]) for r in job["pool"]), "seconds": seconds}
 
 
+class _Card:
+    """Qwen3-Reranker's model-card loop (huggingface.co/Qwen/Qwen3-Reranker-0.6B, "Transformers Usage")."""
+
+    def __init__(self, model: str) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from local_server.families import Qwen3
+
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(model, padding_side="left")
+        self.model = AutoModelForCausalLM.from_pretrained(model).eval()
+        self.yes, self.no = (self.tokenizer.convert_tokens_to_ids(word) for word in ("yes", "no"))
+        self.prefix = self.tokenizer.encode(Qwen3.PREFIX, add_special_tokens=False)
+        self.suffix = self.tokenizer.encode(Qwen3.SUFFIX, add_special_tokens=False)
+        self.instruction = Qwen3.DEFAULT_INSTRUCTION
+        self.max_length = 8192
+
+    def score(self, request: dict) -> list[float]:
+        torch = self.torch
+        pairs = [f"<Instruct>: {self.instruction}\n<Query>: {request['query']}\n<Document>: {doc}"
+                 for doc in request["documents"]]
+        inputs = self.tokenizer(pairs, padding=False, truncation="longest_first", return_attention_mask=False,
+                                max_length=self.max_length - len(self.prefix) - len(self.suffix))
+        for i, ids in enumerate(inputs["input_ids"]):
+            inputs["input_ids"][i] = self.prefix + ids + self.suffix
+        inputs = self.tokenizer.pad(inputs, padding=True, return_tensors="pt", max_length=self.max_length)
+        with torch.no_grad():
+            logits = self.model(**inputs).logits[:, -1, :]
+            pair = torch.stack([logits[:, self.no], logits[:, self.yes]], dim=1)
+            return torch.nn.functional.log_softmax(pair, dim=1)[:, 1].exp().tolist()
+
+
+def card(job: dict) -> dict:
+    engine = _Card(job["model"])
+    engine.score(job["requests"][0])  # warm
+    latencies, pairs = [], 0
+    for request in _bounded(job["requests"], job["max_requests"], job["max_seconds"]):
+        started = time.perf_counter()
+        engine.score(request)
+        latencies.append(time.perf_counter() - started)
+        pairs += len(request["documents"])
+    return {"latencies": latencies, "pairs": pairs, "seconds": sum(latencies)}
+
+
 def peak(job: dict) -> dict:
     from benchmarks.flops import matmul_peak_gflops
 
@@ -110,7 +157,7 @@ def quality(job: dict) -> dict:
     return evaluate(Path(job["model"]), Path(job["cache_dir"]))
 
 
-MODES = {"floor": floor, "direct": direct, "peak": peak, "quality": quality}
+MODES = {"floor": floor, "direct": direct, "card": card, "peak": peak, "quality": quality}
 
 
 def main(argv: list[str]) -> int:

@@ -7,6 +7,10 @@
 - xlmr-base: BAAI/bge-reranker-base's architecture (XLMRobertaForSequenceClassification, 12 x 768,
   250002-token vocabulary, one logit) with random weights and a Unigram tokenizer trained here on the
   workload's text (bge's own sentencepiece model cannot be downloaded).
+- qwen3-0.6b: Qwen/Qwen3-Reranker-0.6B's config.json (Qwen3ForCausalLM, 28 x 1024, 16 query / 8 key-value
+  heads of 128, SwiGLU 3072, 151669-token vocabulary, tied embeddings) with random weights, and a byte-level
+  BPE trained here on the workload's text holding the chat markers and "yes"/"no" (Qwen's own tokenizer
+  cannot be downloaded): English passages come out at about the real tokenizer's token counts.
 """
 
 from __future__ import annotations
@@ -16,23 +20,29 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-MODEL_NAMES = ("minilm-l6", "xlmr-base")
+MODEL_NAMES = ("minilm-l6", "xlmr-base", "qwen3-0.6b")
 
 
 @dataclass(frozen=True)
 class ModelShape:
-    """What FLOPs depend on: layers, width, FFN width, heads."""
+    """What FLOPs depend on: layers, width, FFN width, heads; for a decoder (Qwen3) also its key-value heads,
+    head width and gated (SwiGLU, three-matrix) feed-forward."""
 
     layers: int
     hidden: int
     intermediate: int
     heads: int
+    kv_heads: int | None = None
+    head_dim: int | None = None
+    decoder: bool = False
 
     @classmethod
     def of(cls, model_dir: Path) -> ModelShape:
         config = json.loads((model_dir / "config.json").read_text())
+        decoder = any(a.endswith("ForCausalLM") for a in config.get("architectures") or [])
         return cls(config["num_hidden_layers"], config["hidden_size"], config["intermediate_size"],
-                   config["num_attention_heads"])
+                   config["num_attention_heads"], config.get("num_key_value_heads"), config.get("head_dim"),
+                   decoder)
 
 
 def build_model(name: str, root: Path, *, corpus: Iterable[str] = ()) -> Path:
@@ -45,6 +55,8 @@ def build_model(name: str, root: Path, *, corpus: Iterable[str] = ()) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     if name == "minilm-l6":
         _build_minilm(target)
+    elif name == "qwen3-0.6b":
+        _build_qwen3_reranker(target, corpus)
     else:
         _build_xlmr_base(target, corpus)
     (target / ".complete").write_text("ok\n")
@@ -92,3 +104,30 @@ def _build_xlmr_base(target: Path, corpus: Iterable[str]) -> None:
     )
     torch.manual_seed(0)
     XLMRobertaForSequenceClassification(config).eval().save_pretrained(target)
+
+
+def _build_qwen3_reranker(target: Path, corpus: Iterable[str]) -> None:
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=32000, show_progress=False,
+                                  special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator([*corpus, "yes no " * 50], trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<|endoftext|>", eos_token="<|im_end|>",
+                                        model_max_length=40960)
+    tokenizer.add_tokens(["<think>", "</think>"])
+    tokenizer.save_pretrained(target)
+    config = Qwen3Config(  # Qwen/Qwen3-Reranker-0.6B's config.json
+        vocab_size=151669, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
+        num_attention_heads=16, num_key_value_heads=8, head_dim=128, max_position_embeddings=40960,
+        rms_norm_eps=1e-6, rope_theta=1000000, tie_word_embeddings=True, hidden_act="silu",
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        architectures=["Qwen3ForCausalLM"],
+    )
+    torch.manual_seed(0)
+    Qwen3ForCausalLM(config).eval().save_pretrained(target)

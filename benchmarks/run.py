@@ -5,8 +5,10 @@ targets as measured ratios, the machine) to
 --out, printing each row as it is measured. Systems: floor (compute_score per request, in-process),
 direct (the model alone, length-sorted batches of 32, in-process), naive (FastAPI + compute_score),
 infinity (infinity-emb 0.0.78, torch, CPU, fp32), rerank-kit as started with no options (ONNX Runtime fp32 on
-a CPU), forced to torch, and with int8. Then the quality of each serving path on a trained model
-(benchmarks.quality) and the cost curves as charts (benchmarks.curves).
+a CPU), forced to torch, and with int8. A decoder reranker (the Qwen3-Reranker-0.6B shape) runs only
+card (its model card's plain transformers loop, in-process, one request at a time) and rerank-kit. Then
+the quality of each serving path on a trained model (benchmarks.quality) and the cost curves as charts
+(benchmarks.curves).
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from benchmarks.models import MODEL_NAMES, ModelShape, build_model
 from benchmarks.report import Row, median, percentile, table, targets
 from benchmarks.workload import Request, docstrings, make_passages, make_queries, make_requests
 
-SYSTEMS = ("floor", "direct", "naive", "infinity", "rerank-kit", "rerank-kit-torch", "rerank-kit-int8")
-_IN_PROCESS = ("floor", "direct")
+SYSTEMS = ("floor", "direct", "naive", "infinity", "rerank-kit", "rerank-kit-torch", "rerank-kit-int8", "card")
+_IN_PROCESS = ("floor", "direct", "card")
+# The systems that can serve a decoder reranker: the model card's own loop, and rerank-kit (torch)
+_DECODER_SYSTEMS = ("card", "rerank-kit")
 # direct's batchings: the torch limit (sorted, 32 a batch), arrival order, rerank-kit's CPU token budget
 _DIRECT_BATCHINGS = ["direct", "direct-unsorted", "direct-2k-tokens"]
 _DEFAULT_WORK = Path(__file__).resolve().parent / ".work"
@@ -46,7 +50,7 @@ def _cells(text: str) -> list[tuple[int, int]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", type=_csv(str), default=["minilm-l6", "xlmr-base"],
+    parser.add_argument("--models", type=_csv(str), default=["minilm-l6", "xlmr-base", "qwen3-0.6b"],
                         help=f"built models to run ({', '.join(MODEL_NAMES)})")
     parser.add_argument("--model-dir", type=Path, action="append", default=[],
                         help="serve this local model folder instead of the built ones (repeatable)")
@@ -56,8 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'concurrency,passages;...' for the first model (default: 1, 8, 32 x 20, 64, 100)")
     parser.add_argument("--secondary", type=_cells, default=_cells("8,20"),
                         help="cells for the models after the first (default: 8,20)")
-    parser.add_argument("--secondary-systems", type=_csv(str), default=["direct", "infinity", "rerank-kit"],
-                        help="systems run on the models after the first")
+    parser.add_argument("--secondary-systems", type=_csv(str), default=["direct", "infinity", "rerank-kit", "card"],
+                        help="systems run on the models after the first (a decoder model runs only "
+                             f"{', '.join(_DECODER_SYSTEMS)} of them; a cross-encoder all but card)")
     parser.add_argument("--seconds", type=float, default=20.0, help="time budget of one cell (no new request after)")
     parser.add_argument("--waves", type=int, default=3, help="at most this many requests per client per cell")
     parser.add_argument("--min-requests", type=int, default=6, help="at least this many requests per cell budget")
@@ -89,11 +94,19 @@ class Workload:
         return make_requests(self.passages, self.queries, docs, count)
 
     def flops(self, requests: list[Request]) -> float:
-        """Mean FLOPs of one pair of these requests, from its real (unpadded, truncated) token count."""
+        """Mean FLOPs of one pair of these requests, from its real (unpadded, truncated) token count
+        (a decoder's: the Qwen3-Reranker template around the pair)."""
         total = pairs = 0
         for request in requests:
-            enc = self.tokenizer([request.query] * request.pairs, request.documents, truncation="only_second",
-                                 max_length=512)
+            if self.shape.decoder:
+                from local_server.families import Qwen3
+
+                texts = [f"{Qwen3.PREFIX}<Instruct>: {Qwen3.DEFAULT_INSTRUCTION}\n<Query>: {request.query}\n"
+                         f"<Document>: {d}{Qwen3.SUFFIX}" for d in request.documents]
+                enc = self.tokenizer(texts, add_special_tokens=False)
+            else:
+                enc = self.tokenizer([request.query] * request.pairs, request.documents, truncation="only_second",
+                                     max_length=512)
             total += sum(flops_per_pair(self.shape, len(ids)) for ids in enc["input_ids"])
             pairs += request.pairs
         return total / pairs
@@ -135,6 +148,15 @@ class Bench:
 
     def in_process(self, workload: Workload, system: str, index: int) -> None:
         cells = self.cells(index)
+        if system == "card":  # one request at a time, as the card's loop runs: one row per passage count
+            for docs in sorted({d for _, d in cells}):
+                requests = workload.requests(docs, self.args.min_requests)
+                job = {"model": str(workload.model_dir), "requests": [asdict(r) for r in requests],
+                       "max_requests": len(requests), "max_seconds": self.args.seconds * 3}
+                result = run_child(system, job, self.out / f"{workload.name}-{system}-{docs}")
+                self.add(self.row(workload, system, 1, docs, requests[: len(result["latencies"])],
+                                  result["latencies"], result["pairs"], result["seconds"], result["peak_rss_mb"]))
+            return
         for docs in sorted({d for _, d in cells}):
             requests = workload.requests(docs, self.args.min_requests)
             # direct's throughput: the pairs the servers hold at once in this size's busiest cell, capped
@@ -235,7 +257,7 @@ def _workloads(args: argparse.Namespace) -> list[Workload]:
 
     folders = [(d.name, d) for d in args.model_dir]
     for name in ([] if args.model_dir else args.models):
-        corpus = docstrings() if name == "xlmr-base" else ()
+        corpus = docstrings() if name in ("xlmr-base", "qwen3-0.6b") else ()  # their tokenizers are trained here
         folders.append((name, build_model(name, args.work / "models", corpus=corpus)))
     workloads = []
     for name, folder in folders:
@@ -261,7 +283,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"# fp32 matmul peak {peak:.1f} GFLOP/s; results in {out}", flush=True)
     bench = Bench(args, out, peak)
     for index, workload in enumerate(workloads):
-        for system in args.systems if index == 0 else args.secondary_systems:
+        chosen = args.systems if index == 0 else args.secondary_systems
+        for system in [s for s in chosen if (s in _DECODER_SYSTEMS) == workload.shape.decoder
+                       or s == "rerank-kit"]:
             try:
                 if system in _IN_PROCESS:
                     bench.in_process(workload, system, index)

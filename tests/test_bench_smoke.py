@@ -109,3 +109,29 @@ def test_bench_runs_every_local_system_on_the_tiny_model(tiny_model_dir: Path, t
     for chart in ("bench-passages.png", "bench-length.png"):
         assert (out / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| rerank-kit-int8 | length | 40 |" in report
+
+
+def test_decoder_flops_per_pair_by_hand() -> None:
+    """Qwen3-Reranker-0.6B's shape: GQA (16 query, 8 key-value heads of 128) and a gated feed-forward."""
+    qwen3 = ModelShape(layers=28, hidden=1024, intermediate=3072, heads=16, kv_heads=8, head_dim=128, decoder=True)
+    t, a, kv = 256, 16 * 128, 8 * 128
+    per_layer = 4 * t * 1024 * a + 4 * t * 1024 * kv + 6 * t * 1024 * 3072 + 4 * t * t * a
+    assert flops_per_pair(qwen3, t) == 28 * per_layer + 4 * 1024
+    assert flops_per_pair(qwen3, t) == pytest.approx(2 * 0.44e9 * t, rel=0.15)  # ~2 x non-embedding params x T
+
+
+def test_bench_runs_the_decoder_systems_on_a_tiny_qwen3(tiny_qwen3_dir: Path, tmp_path: Path) -> None:
+    """The Qwen3-Reranker row's code path: the model card's loop (card) and rerank-kit serving the model."""
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--model-dir", str(tiny_qwen3_dir), "--systems", "card,rerank-kit,direct",
+         "--cells", "2,3", "--seconds", "2", "--waves", "1", "--min-requests", "2", "--peak-seconds", "0.3",
+         "--work", str(tmp_path / "work"), "--out", str(out), "--no-quality", "--curves", ""],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["system"], r["concurrency"], r["docs"]) for r in rows] == [("card", 1, 3), ("rerank-kit", 2, 3)]
+    for row in rows:  # direct (a cross-encoder baseline) is skipped for a decoder model
+        assert row["errors"] == 0 and row["pairs_per_s"] > 0 and 0 < row["p50_ms"] <= row["p99_ms"], row
+        assert 0 < row["mfu"] < 1, row
