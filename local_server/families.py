@@ -187,6 +187,15 @@ class Qwen3(Family):
 
 
 FAMILIES: dict[str, type[Family]] = {family.kind: family for family in (CrossEncoder, FlagLLM, Qwen3)}
+# Detected (so that the refusal is clear), not served: their reference code cannot run on this stack.
+UNSERVED: dict[str, str] = {
+    "llm-layerwise": "FlagEmbedding 1.4.2's LayerWiseMiniCPMForCausalLM (LayerWiseFlagLLMReranker's model code) "
+                     "does not load under transformers 5 (rope_scaling and tied-weights formats), so neither it nor "
+                     "a reference to pin its scores to runs here; serve bge-reranker-v2-gemma (kind llm) or "
+                     "Qwen3-Reranker (kind qwen3) instead",
+    "llm-lightweight": "the Gemma2 lightweight reranker (LightWeightFlagLLMReranker's compression settings) is not "
+                       "implemented; serve bge-reranker-v2-gemma (kind llm) or Qwen3-Reranker (kind qwen3) instead",
+}
 
 
 def family_for(kind: str, tokenizer: PreTrainedTokenizerBase, settings: Settings) -> Family:

@@ -162,6 +162,12 @@ def test_the_kind_is_detected_from_the_config(tiny_model_dir: Path, tiny_llm_dir
         assert read_model_facts(str(folder)).kind == kind
 
 
+@pytest.mark.parametrize("kind", ["llm-layerwise", "llm-lightweight"])
+def test_detected_but_unserved_families_are_refused_with_the_reason(kind: str, tiny_llm_dir: Path) -> None:
+    with pytest.raises(ModelLoadError, match=f"is a {kind} reranker, which rerank-kit detects but does not serve"):
+        load_backend(Settings(model=str(tiny_llm_dir), offline=True, kind=kind))
+
+
 def test_an_explicit_kind_wins_over_detection(tiny_qwen3_dir: Path) -> None:
     """A Qwen3 causal LM served with the generic `llm` template (FlagLLMReranker's prompt, the "Yes" logit)."""
     assert engine_for(tiny_qwen3_dir, kind="llm").kind == "llm"

@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-from local_server.backends import LoadedModel, explain_load_failure
+from local_server.backends import LoadedModel, ModelLoadError, explain_load_failure
 from local_server.backends.torch import resolve_device, use_fp16
 from local_server.settings import Settings
 
@@ -60,8 +60,11 @@ def load(settings: Settings, kind: str) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from local_server.families import family_for
+    from local_server.families import FAMILIES, UNSERVED, family_for
 
+    if kind not in FAMILIES:
+        raise ModelLoadError(f"{settings.model} is a {kind} reranker, which rerank-kit detects but does not serve: "
+                             f"{UNSERVED[kind]}")
     if settings.backend == "onnx":
         log.warning("the onnx backend serves cross-encoders; %s (%s) runs on torch", settings.model, kind)
     device = resolve_device(settings.device)
