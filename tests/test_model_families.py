@@ -230,3 +230,14 @@ def test_a_single_model_server_answers_any_model_name(tiny_model_dir: Path) -> N
     """The RERANK_MODEL form routes every name to its one model, as before (clients send their own names)."""
     models = ServedModels.load(Settings(model=str(tiny_model_dir), offline=True, backend="torch"))
     assert models.get("rerank-kit") is models.default and models.names == [tiny_model_dir.name]
+
+
+def test_the_documented_and_shipped_model_lists_are_valid_config_files(tmp_path: Path) -> None:
+    """docs/server.md's example and the Helm chart's example values (their `models:` list) parse as RERANK_CONFIG."""
+    root = Path(__file__).resolve().parents[1]
+    section = (root / "docs" / "server.md").read_text().split("## Several models on one server", 1)[1]
+    example = tmp_path / "models.yaml"
+    example.write_text(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    assert [spec.name for spec in read_config(example)] == ["minilm", "bge-m3", "qwen3-reranker", "jina-v2"]
+    helm = read_config(root / "deploy" / "helm" / "examples" / "models.yaml")
+    assert [(spec.name, spec.lazy_load) for spec in helm] == [("bge-reranker-v2-m3", None), ("qwen3-reranker", True)]
