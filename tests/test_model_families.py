@@ -173,16 +173,38 @@ def test_an_explicit_kind_wins_over_detection(tiny_qwen3_dir: Path) -> None:
     assert engine_for(tiny_qwen3_dir, kind="llm").kind == "llm"
 
 
+CUSTOM_MODELING = """from transformers import BertConfig, BertForSequenceClassification
+
+
+class CustomConfig(BertConfig):
+    model_type = "custom-bert"
+
+
+class CustomModel(BertForSequenceClassification):
+    config_class = CustomConfig
+"""
+
+
 def test_remote_code_runs_only_when_allowed(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A cross-encoder shipping its own modeling code (as jina-reranker-v2 does): refused unless allowed;
+    allowed, its own class runs (on torch) and scores as the same weights do without it."""
     import shutil
 
     folder = tmp_path / "remote"
     shutil.copytree(tiny_model_dir, folder)
+    (folder / "modeling_custom.py").write_text(CUSTOM_MODELING)
     config = json.loads((folder / "config.json").read_text())
-    config["auto_map"] = {"AutoModelForSequenceClassification": "modeling_custom.CustomModel"}
+    config["model_type"] = "custom-bert"
+    config["auto_map"] = {"AutoConfig": "modeling_custom.CustomConfig",
+                          "AutoModelForSequenceClassification": "modeling_custom.CustomModel"}
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelLoadError, match="trust_remote_code: true"):
         load_backend(Settings(model=str(folder), offline=True))
+    allowed = engine_for(folder, trust_remote_code=True)
+    assert type(allowed.backend).__name__ == "TorchBackend"
+    assert type(allowed.backend._model).__name__ == "CustomModel"
+    plain = engine_for(tiny_model_dir, backend="torch")
+    assert np.abs(raw_scores(allowed, DOCS) - raw_scores(plain, DOCS)).max() < 1e-6
 
 
 # -- the config file and the registry --------------------------------------------------------------------
