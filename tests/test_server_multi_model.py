@@ -92,6 +92,7 @@ def test_the_rerank_kit_client_lists_every_served_model(server: str) -> None:
 
     report = RerankClient(server, model="qwen3").check()
     assert report.ok and report.served_models == ["minilm", "gemma", "qwen3"] and report.model == "qwen3"
+    assert report.max_input_length == 128  # qwen3's own (Dify's context size), not the default model's 64
     missing = RerankClient(server, model="nope").check()
     assert not missing.ok and type(missing.error).__name__ == "ModelNotServedError"
     assert "minilm, gemma, qwen3" in str(missing.error)

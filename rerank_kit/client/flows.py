@@ -179,6 +179,16 @@ class ClientCore:
 
     # -- check ---------------------------------------------------------------------------------------
 
+    def _model_length(self, model: str) -> Flow[int | None]:
+        """`max_input_length` of `model` in the server's /v1/models list (None when it does not say)."""
+        listing = yield from self._probe("/v1/models")
+        entries = listing.get("data") if isinstance(listing, dict) else None
+        for entry in entries if isinstance(entries, list) else []:
+            length = entry.get("max_input_length") if isinstance(entry, dict) else None
+            if isinstance(length, int) and model_matches(model, str(entry.get("id", ""))):
+                return length
+        return None
+
     def _check_flow(self) -> Flow[CheckReport]:
         report = CheckReport(url=self.base_url)
         try:
@@ -186,6 +196,8 @@ class ClientCore:
             report.served_models = list(profile.models)
             report.is_reranker, report.max_docs = profile.is_reranker, profile.max_docs
             report.max_input_length = profile.max_input_length
+            if self.model and len(profile.models) > 1:  # a multi-model server: this model's own length
+                report.max_input_length = (yield from self._model_length(self.model)) or report.max_input_length
             if self.model and profile.models and not any(model_matches(self.model, m) for m in profile.models):
                 raise ModelNotServedError(
                     f"model {self.model} is not served; the server serves {', '.join(profile.models)}",
