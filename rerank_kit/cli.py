@@ -13,7 +13,7 @@ import sys
 from rerank_kit import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("local_server.serve", "start the local FlagReranker HTTP server"),
+    "serve": ("local_server.serve", "start the local reranker HTTP server (one model, or several: --config)"),
     "check": ("rerank_kit.commands.check", "validate a rerank server URL (and key) as the integrations do"),
     "tune": ("rerank_kit.commands.tune", "pick hybrid-score weights from labelled queries (JSONL)"),
     "package-dify": ("rerank_kit.commands.difypkg", "build and validate the Dify plugin packages (model, tool)"),
