@@ -263,3 +263,14 @@ def test_the_documented_and_shipped_model_lists_are_valid_config_files(tmp_path:
     assert [spec.name for spec in read_config(example)] == ["minilm", "bge-m3", "qwen3-reranker", "jina-v2"]
     helm = read_config(root / "deploy" / "helm" / "examples" / "models.yaml")
     assert [(spec.name, spec.lazy_load) for spec in helm] == [("bge-reranker-v2-m3", None), ("qwen3-reranker", True)]
+
+
+def test_serve_with_a_bad_config_file_exits_2_with_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = write_models_config(tmp_path / "models.yaml", [{"name": "a", "path": "p", "colour": "red"}])
+    done = subprocess.run([sys.executable, "-m", "rerank_kit.cli", "serve", "--config", str(config)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"rerank-kit: {config}: models.0.colour: Extra inputs are not permitted"
