@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from local_server.backends import load_backend
+from local_server.backends import load_backend, stay_offline
 from local_server.batcher import Batcher, Lane
 from local_server.engine import EncodedPair, RerankEngine
 from local_server.families import read_model_facts
@@ -47,6 +47,7 @@ class ServedModel:
 
     name: str
     settings: Settings
+    kind: str  # its family, known before it loads (set, or detected from its config.json at start)
     aliases: frozenset[str] = frozenset()
     engine: RerankEngine | None = None
     lane: Lane | None = None
@@ -54,19 +55,11 @@ class ServedModel:
     last_used: float = field(default_factory=time.monotonic)
     _loading: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    @property
-    def kind(self) -> str:
-        """Its family: the loaded engine's, else the one set or detected from its config (no load)."""
-        if self.engine is not None:
-            return self.engine.kind
-        return self.settings.kind or read_model_facts(self.settings.model).kind
-
 
 class ServedModels:
     """Every served model, in config order (the first is the default), sharing one batcher."""
 
     def __init__(self, settings: Settings, models: Sequence[ServedModel], *, strict: bool) -> None:
-        self.settings = settings
         self.models = list(models)
         self.strict = strict  # False for the single RERANK_MODEL form: any name reaches it, as before
         self.batcher = Batcher(max_batch_size=settings.max_batch_size, max_wait_ms=settings.max_wait_ms,
@@ -79,8 +72,8 @@ class ServedModels:
     def load(cls, settings: Settings) -> ServedModels:
         """The models RERANK_CONFIG (or RERANK_MODEL) names, each loaded now unless it loads lazily;
         ModelLoadError or ConfigFileError when one cannot be."""
-        specs = settings.model_specs()
-        models = [cls._served(settings, spec) for spec in specs]
+        stay_offline(settings)  # before a hub id's config.json is looked up to detect its family
+        models = [cls._served(settings, spec) for spec in settings.model_specs()]
         for model in models:
             if not model.settings.lazy_load:
                 model.engine = _load_engine(model.settings)
@@ -89,11 +82,12 @@ class ServedModels:
     @classmethod
     def of(cls, settings: Settings, engine: RerankEngine) -> ServedModels:
         """One already loaded model, served under `settings.model_id`."""
-        return cls(settings, [ServedModel(settings.model_id, settings, engine=engine)], strict=False)
+        return cls(settings, [ServedModel(settings.model_id, settings, engine.kind, engine=engine)], strict=False)
 
     @staticmethod
     def _served(settings: Settings, spec: ModelSpec) -> ServedModel:
-        return ServedModel(spec.name, settings.for_model(spec), aliases=frozenset({spec.path}))
+        own = settings.for_model(spec)
+        return ServedModel(spec.name, own, own.kind or read_model_facts(spec.path).kind, aliases=frozenset({spec.path}))
 
     @property
     def default(self) -> ServedModel:

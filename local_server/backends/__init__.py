@@ -47,6 +47,13 @@ class ModelLoadError(RuntimeError):
     """The model could not be loaded; the message is one line a user can act on."""
 
 
+def stay_offline(settings: Settings) -> None:
+    """RERANK_OFFLINE: never contact the Hub. Called before huggingface_hub is first imported: it reads these once."""
+    if settings.offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
 def load_backend(settings: Settings) -> LoadedModel:
     """The model `settings.model` names (one model's settings: Settings.for_model), loaded once for its family
     and backend; ModelLoadError when it cannot be.
@@ -55,9 +62,7 @@ def load_backend(settings: Settings) -> LoadedModel:
     exports and its export gives torch's logits (checked once, cached), otherwise torch with one log line
     saying why; on a GPU, torch (fp16). `onnx` forces ONNX Runtime and fails when it cannot; `torch` forces torch.
     """
-    if settings.offline:  # before huggingface_hub is first imported: it reads these once
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    stay_offline(settings)
     import torch
 
     from local_server.families import read_model_facts
