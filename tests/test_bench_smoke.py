@@ -45,7 +45,8 @@ def test_a_cell_with_failed_requests_reports_no_throughput() -> None:
     assert lines[2].startswith("| m | rerank-kit | 20 | 32 | 60 | 3 | - |"), lines[2]
     assert lines[3].startswith("| m | infinity | 20 | 32 | 60 | 0 | 12.0 |"), lines[3]
     verdicts = targets(rows, "m")
-    assert "rerank-kit vs Infinity (m, c=32 x 20 passages): no ratio (rerank-kit: 3 failed requests)" in verdicts
+    assert ("rerank-kit (default) vs Infinity fp32 (m, c=32 x 20 passages): no ratio (rerank-kit: 3 failed requests)"
+            in verdicts)
     assert "x**" not in verdicts  # no ratio at all from a cell that dropped requests
     assert rows[0].as_dict()["reported_pairs_per_s"] is None
     assert targets([row("rerank-kit", 30.0), row("infinity", 12.0)], "m").count("**2.50x**") == 1

@@ -108,7 +108,8 @@ def test_a_chunked_body_is_refused_once_it_passes_the_limit(tiny_model_dir: Path
 
 @pytest.fixture(scope="module")
 def roomy(tiny_model_dir: Path):
-    with running_server(tiny_model_dir, max_docs="5000", max_pairs_per_request="5000") as url:
+    # The scheduling tests need work that outlasts the race: the torch path scores the tiny model slowly enough.
+    with running_server(tiny_model_dir, max_docs="5000", max_pairs_per_request="5000", backend="torch") as url:
         yield url
 
 
@@ -145,7 +146,8 @@ def test_a_small_request_is_not_starved_by_large_ones(roomy: str) -> None:
 
 def test_pairs_of_a_client_that_went_away_are_dropped(tiny_model_dir: Path) -> None:
     # One pair per forward pass, so the 4000 pairs take seconds to score after a fast tokenisation.
-    with running_server(tiny_model_dir, max_docs="5000", max_pairs_per_request="5000", max_batch_size="1") as url:
+    with running_server(tiny_model_dir, max_docs="5000", max_pairs_per_request="5000", max_batch_size="1",
+                        backend="torch") as url:
         body = {"query": "weather in paris", "documents": passages(4000, 4)}
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{url}/v1/rerank", json=body, timeout=httpx.Timeout(30, read=2.5))

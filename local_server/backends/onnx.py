@@ -133,6 +133,8 @@ def _cache_key(model_dir: Path, quantize: Quantize) -> str:
     resolved = model_dir.expanduser().resolve()
     digest = hashlib.sha256(
         f"{resolved}|{quantize}|{_EXPORT_RECIPE}|{torch.__version__}|{onnxruntime.__version__}".encode())
+    if quantize == "int8":
+        digest.update(f"|keep:{','.join(INT8_KEEP_FP32)}".encode())
     for path in sorted(resolved.iterdir()):
         if path.suffix in _WEIGHT_SUFFIXES and path.is_file():
             stat = path.stat()

@@ -4,8 +4,9 @@ A first `rerank-kit serve` would otherwise download several hundred MB with no p
 ahead of time (an image build, a Kubernetes init container, a machine that will be offline). The transfer is
 huggingface_hub's own `snapshot_download`: its progress bars, `HF_ENDPOINT` (a mirror) and `HF_TOKEN` (gated
 models) honoured, and a re-run keeps every file already complete, so an interrupted download resumes where
-it stopped (a file cut in the middle is fetched again; ^C lets the files in flight finish, then exits 130). Offline (`RERANK_OFFLINE=1`, `HF_HUB_OFFLINE=1`, or
-the Hub unreachable) it says at once what is missing and how to copy a folder in.
+it stopped (a file cut in the middle is fetched again; ^C lets the files in flight finish, then exits 130).
+Offline (`RERANK_OFFLINE=1`, `HF_HUB_OFFLINE=1`, or the Hub unreachable) it says at once what is missing
+and how to copy a folder in.
 
 stdout gets one line per model, the local folder to put in `RERANK_MODEL` (or in the config's `path`);
 everything else (progress, hints) goes to stderr, so `RERANK_MODEL=$(rerank-kit download X --to /models)`
