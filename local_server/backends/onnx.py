@@ -133,8 +133,6 @@ def _cache_key(model_dir: Path, quantize: Quantize) -> str:
     resolved = model_dir.expanduser().resolve()
     digest = hashlib.sha256(
         f"{resolved}|{quantize}|{_EXPORT_RECIPE}|{torch.__version__}|{onnxruntime.__version__}".encode())
-    if quantize == "int8":
-        digest.update(f"|keep:{','.join(INT8_KEEP_FP32)}".encode())
     for path in sorted(resolved.iterdir()):
         if path.suffix in _WEIGHT_SUFFIXES and path.is_file():
             stat = path.stat()
@@ -197,8 +195,8 @@ def _export_verified(model: str, work: Path, final: Path, quantize: Quantize) ->
                                   f"(tolerance {VERIFY_TOLERANCE:.0e})")
     log.info("ONNX export matches torch within %.1e on %d check pairs", difference, len(_CHECK_PAIRS))
     if quantize == "int8":
-        log.info("ONNX export 3/3: int8 quantisation (%s kept in fp32)", ", ".join(INT8_KEEP_FP32) or "nothing")
-        quantize_int8(fused, final, keep_fp32=int8_kept_nodes(fused))
+        log.info("ONNX export 3/3: int8 quantisation")
+        quantize_int8(fused, final)
     else:
         fused.replace(final)
 
@@ -248,21 +246,13 @@ def _fuse(source: Path, target: Path, *, model_type: str, num_heads: int, hidden
     optimized.save_model_to_file(str(target))
 
 
-# The parts of the network the int8 recipe keeps in fp32 (node-name prefixes of the fused graph), chosen
-# by the sensitivity sweep of `python -m benchmarks.quality` on the trained MiniLM-L6 (docs/BENCHMARKS.md).
-INT8_KEEP_FP32: tuple[str, ...] = ()
-
-
-def int8_kept_nodes(graph: Path) -> list[str]:
-    """Names of the fused graph's nodes that INT8_KEEP_FP32 names."""
-    import onnx
-
-    nodes = onnx.load(str(graph), load_external_data=False).graph.node
-    return [n.name for n in nodes if n.name.startswith(INT8_KEEP_FP32)] if INT8_KEEP_FP32 else []
-
-
 def quantize_int8(source: Path, target: Path, *, keep_fp32: Sequence[str] = ()) -> None:
-    """Dynamic int8 quantisation, weights per output channel, the named nodes left in fp32."""
+    """Dynamic int8 quantisation, weights per output channel, the named nodes left in fp32.
+
+    The server keeps no node in fp32: the sensitivity sweep of `python -m benchmarks.quality` on the trained
+    MiniLM-L6 found no part whose fp32 buys back much (docs/BENCHMARKS.md, "Quality"); the error is spread
+    over every layer, so int8 is all or nothing.
+    """
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
