@@ -394,11 +394,7 @@ def _validate_tool(files: Mapping[str, bytes], path: str, problems: list[str]) -
     tool = _yaml(files, path, problems)
     if not tool:
         return
-    identity = tool.get("identity") or {}
-    _required(identity, "author", f"{path} identity", problems)
-    if not TOOL_NAME_RE.match(str(identity.get("name", ""))):
-        problems.append(f"{path}: identity.name must match ^[a-zA-Z0-9_-]+$")
-    _en_us(identity.get("label"), f"{path} identity.label", problems)
+    _tool_identity(tool.get("identity") or {}, path, problems)
     description = tool.get("description") or {}
     _en_us(description.get("human"), f"{path} description.human", problems)
     _required(description, "llm", f"{path} description", problems)
@@ -424,6 +420,14 @@ def _validate_tool(files: Mapping[str, bytes], path: str, problems: list[str]) -
     _source(files, path, ((tool.get("extra") or {}).get("python") or {}).get("source"), problems)
 
 
+def _tool_identity(identity: Mapping[str, Any], path: str, problems: list[str]) -> None:
+    """What a tool and a tool provider's identity both need: author, a plain name, an en_US label."""
+    _required(identity, "author", f"{path} identity", problems)
+    if not TOOL_NAME_RE.match(str(identity.get("name", ""))):
+        problems.append(f"{path}: identity.name must match ^[a-zA-Z0-9_-]+$")
+    _en_us(identity.get("label"), f"{path} identity.label", problems)
+
+
 def _source(files: Mapping[str, bytes], path: str, source: Any, problems: list[str]) -> None:
     """A Python source named by a YAML: present, and not loaded as dify_plugin.* (which would shadow the SDK)."""
     if not source:
@@ -440,10 +444,7 @@ def _validate_tool_provider(files: Mapping[str, bytes], path: str, problems: lis
     if not p:
         return
     identity = p.get("identity") or {}
-    _required(identity, "author", f"{path} identity", problems)
-    if not TOOL_NAME_RE.match(str(identity.get("name", ""))):
-        problems.append(f"{path}: identity.name must match ^[a-zA-Z0-9_-]+$")
-    _en_us(identity.get("label"), f"{path} identity.label", problems)
+    _tool_identity(identity, path, problems)
     _en_us(identity.get("description"), f"{path} identity.description", problems)  # the SDK requires it
     _required(identity, "icon", f"{path} identity", problems)
     _icon(identity.get("icon"), f"{path} identity.icon", files, problems)
