@@ -88,8 +88,12 @@ class StandInHub:
         return Handler
 
 
+# A test that ran load_backend(offline=True) in this process left HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE set.
+_HUB_SETTINGS = ("HF_", "RERANK_", "TRANSFORMERS_")
+
+
 def download(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "RERANK_"))}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(_HUB_SETTINGS)}
     return subprocess.run([sys.executable, "-m", "rerank_kit.cli", "download", *args], capture_output=True,
                           text=True, timeout=120, env={**clean, **env})
 
@@ -127,7 +131,7 @@ def test_downloads_with_progress_then_resumes_keeping_complete_files(hub: StandI
 def test_an_interrupted_download_says_how_to_resume(tiny_model_dir: Path, tmp_path: Path) -> None:
     """^C: huggingface_hub finishes the files in flight, the command exits 130, and a re-run fetches nothing."""
     hub = StandInHub(tiny_model_dir, slow="model.safetensors")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "RERANK_"))}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(_HUB_SETTINGS)}
     with serving(hub.handler()) as endpoint:
         env = {**clean, "HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf")}
         process = subprocess.Popen([sys.executable, "-m", "rerank_kit.cli", "download", REPO, "--to",
