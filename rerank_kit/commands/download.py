@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,6 +203,20 @@ def _say(line: str) -> None:
     sys.stderr.write(f"{line}\n")
 
 
+def _note_interrupts() -> threading.Event:
+    """^C still raises KeyboardInterrupt, and is also remembered: a ^C that lands while huggingface_hub waits
+    on its download threads may be swallowed there, and must still end the command with 130."""
+    interrupted = threading.Event()
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_interrupt)
+    return interrupted
+
+
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when every model is ready, 1 when one is not (each said why), 2 for a wrong invocation, 130 on ^C."""
     offline = offline_requested()
@@ -210,9 +226,12 @@ def run(args: argparse.Namespace) -> int:
         _say(f"rerank-kit download: {exc}")
         return 2
     failures = 0
+    interrupted = _note_interrupts()
     for target in targets:
         try:
             folder = fetch(target, revision=args.revision, offline=offline)
+            if interrupted.is_set():  # huggingface_hub's worker pool can swallow the KeyboardInterrupt
+                raise KeyboardInterrupt
         except KeyboardInterrupt:
             _say(f"rerank-kit download: interrupted; the same command resumes {target.model}, keeping the files "
                  "already complete")
