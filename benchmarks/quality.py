@@ -36,16 +36,14 @@ def evaluate(model_dir: Path, cache_dir: Path, *, sweep: bool = True, queries: i
     batches = [dict(tokenizer([j.query] * len(j.candidates), j.candidates, truncation="only_second",
                               max_length=512, padding=True, return_tensors="np")) for j in held_out]
     reference = _torch_logits(model_dir, batches)
-    paths = {"torch fp32": reference}
-    for label, quantize in (("ONNX fp32", "none"), ("ONNX int8", "int8")):
-        backend = load_onnx_backend(str(model_dir), quantize=quantize, threads=None, cache_dir=cache_dir)
-        paths[label] = [backend.logits(b) for b in batches]
+    backends = {label: load_onnx_backend(str(model_dir), quantize=quantize, threads=None, cache_dir=cache_dir)
+                for label, quantize in (("ONNX fp32", "none"), ("ONNX int8", "int8"))}
+    paths = {"torch fp32": reference} | {label: [b.logits(x) for x in batches] for label, b in backends.items()}
     result = {"queries": len(held_out), "candidates": len(held_out[0].candidates),
               "paths": {label: _metrics(held_out, logits, reference) for label, logits in paths.items()}}
     if sweep:  # on the first _SWEEP_QUERIES held-out queries: one quantisation and scoring per part
-        fp32_graph = load_onnx_backend(str(model_dir), quantize="none", threads=None, cache_dir=cache_dir).model_path
         n = _SWEEP_QUERIES
-        result["sweep"] = _sensitivity(fp32_graph, held_out[:n], batches[:n], reference[:n])
+        result["sweep"] = _sensitivity(backends["ONNX fp32"].model_path, held_out[:n], batches[:n], reference[:n])
         result["sweep_queries"] = len(held_out[:n])
     return result
 
