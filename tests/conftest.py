@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from server_process import running_server, write_models_config
+from server_process import TEST_API_KEY, running_server, write_models_config
 from tiny_model import MAX_LENGTH, QWEN3_MAX_LENGTH
 
 
@@ -66,4 +66,11 @@ def multi_model_server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir:
         {"name": "qwen3", "path": str(tiny_qwen3_dir), "max_length": QWEN3_MAX_LENGTH},
     ])
     with running_server(tiny_model_dir, config=str(config)) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="session")
+def keyed_server(tiny_model_dir: Path) -> Iterator[str]:
+    """Base URL of a live server that requires `Authorization: Bearer TEST_API_KEY` (the plugins' key tests)."""
+    with running_server(tiny_model_dir, api_key=TEST_API_KEY) as base_url:
         yield base_url

@@ -27,6 +27,9 @@ def write_models_config(path: Path, models: list[dict[str, object]]) -> Path:
     return path
 
 
+TEST_API_KEY = "test-server-secret"  # the key of conftest's keyed_server
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

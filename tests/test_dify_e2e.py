@@ -29,12 +29,12 @@ from dify_stdio import (
     server_ranking,
     unpack,
 )
-from server_process import QuietHandler, free_port, running_server, serving
+from server_process import TEST_API_KEY, QuietHandler, free_port, serving
 
 from rerank_kit.commands import difypkg
 from rerank_kit.protocol import ErrorBody, ServerInfo
 
-SERVER_KEY = "e2e-secret-key"
+SERVER_KEY = TEST_API_KEY
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +52,6 @@ def plugin(dify_python: str, plugin_root: Path, tmp_path_factory: pytest.TempPat
     process = PluginProcess(dify_python, plugin_root, tmp_path_factory.mktemp("logs") / "plugin.stderr")
     yield process
     process.stop()
-
-
-@pytest.fixture(scope="module")
-def keyed_server(tiny_model_dir: Path) -> Iterator[str]:
-    with running_server(tiny_model_dir, api_key=SERVER_KEY) as base_url:
-        yield base_url
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,12 @@ from typing import Any
 import httpx
 import pytest
 from dify_stdio import DOCS, QUERY, PluginProcess, Reply, credentials, require_dify_python, server_ranking, unpack
-from server_process import free_port, running_server
+from server_process import TEST_API_KEY, free_port
 
 from rerank_kit.commands import dify_signature, difypkg
 
 TOOL_PROVIDER, TOOL = "rerank_kit_tools", "rerank"
-SERVER_KEY = "tool-e2e-secret"
+SERVER_KEY = TEST_API_KEY
 SIGNING = Path(__file__).resolve().parents[2] / "shared" / "reference" / "dify-signature" / "test_key_pair_1"
 KNOWLEDGE = [{"content": doc, "title": f"doc-{i}.md", "metadata": {"position": i + 1, "score": 0.5}}
              for i, doc in enumerate(DOCS)]
@@ -41,12 +41,6 @@ def plugin(signed_package: difypkg.Package, tmp_path_factory: pytest.TempPathFac
     process = PluginProcess(require_dify_python(), root, tmp_path_factory.mktemp("logs") / "tool.stderr")
     yield process
     process.stop()
-
-
-@pytest.fixture(scope="module")
-def keyed_server(tiny_model_dir: Path) -> Iterator[str]:
-    with running_server(tiny_model_dir, api_key=SERVER_KEY) as base_url:
-        yield base_url
 
 
 def invoke(plugin: PluginProcess, creds: dict[str, str], **parameters: Any) -> Reply:
