@@ -4,12 +4,14 @@ PY311 ?= $(shell for p in python3.11 $$HOME/.pyenv/versions/3.11*/bin/python3.11
 PY312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do $$p -c '' 2>/dev/null && { echo $$p; break; }; done)
 VENV := .venv
 DIFY_VENV := .venv-dify
+REFERENCE_VENV := .venv-reference
 PIP_QUIET := -q --disable-pip-version-check
 
 # The locks: every transitive version the suite passed with, one per environment (README: "The lock").
 LOCK := requirements/server-py311.lock
 DIFY_LOCK := requirements/dify-py312.lock
 INFINITY_LOCK := requirements/infinity-py311.lock
+REFERENCE_LOCK := requirements/reference-py311.lock
 PLUGIN_REQUIREMENTS := dify_plugin/requirements.txt
 # torch==2.13.0 is the CPU wheel on this disk; any other spec makes pip pull a multi-GB CUDA build.
 TORCH_CONSTRAINT := requirements/torch-cpu.txt
@@ -36,10 +38,19 @@ $(DIFY_VENV)/.installed: $(DIFY_LOCK) pyproject.toml
 	$(DIFY_VENV)/bin/pip install $(PIP_QUIET) --no-deps -e .
 	touch $@
 
+# FlagEmbedding's layerwise and lightweight rerankers on the transformers (4.44) their model code needs: the
+# tests compute those two families' reference scores here (requirements/reference.in). Never imported by the server.
+$(REFERENCE_VENV)/.installed: $(REFERENCE_LOCK)
+	$(call require-py,$(PY311),3.11)
+	$(PY311) -m venv --clear $(REFERENCE_VENV)
+	$(REFERENCE_VENV)/bin/pip install $(PIP_QUIET) -r $(REFERENCE_LOCK)
+	touch $@
+
 # $(1): the server venv, $(2): the Dify plugin venv.
 define run-suite
 	$(2)/bin/python -m pytest -q tests/dify_sdk
-	RERANK_KIT_DIFY_PYTHON=$(abspath $(2))/bin/python $(1)/bin/python -m pytest -q --ignore=tests/dify_sdk
+	RERANK_KIT_DIFY_PYTHON=$(abspath $(2))/bin/python RERANK_KIT_REFERENCE_PYTHON=$(abspath $(REFERENCE_VENV))/bin/python \
+		$(1)/bin/python -m pytest -q --ignore=tests/dify_sdk
 endef
 
 run: $(VENV)/.installed
@@ -48,7 +59,7 @@ run: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
-test: $(VENV)/.installed $(DIFY_VENV)/.installed lint
+test: $(VENV)/.installed $(DIFY_VENV)/.installed $(REFERENCE_VENV)/.installed lint
 	$(call run-suite,$(VENV),$(DIFY_VENV))
 
 # Re-resolve every lock from pyproject.toml, dify_plugin/requirements.in and requirements/infinity.in
@@ -63,12 +74,13 @@ lock:
 	.venv-lock311/bin/pip-compile $(COMPILE) --upgrade --extra server --extra bench --extra dev \
 		-c $(TORCH_CONSTRAINT) -o $(LOCK) pyproject.toml
 	.venv-lock311/bin/pip-compile $(COMPILE) --upgrade -c $(TORCH_CONSTRAINT) -o $(INFINITY_LOCK) requirements/infinity.in
+	.venv-lock311/bin/pip-compile $(COMPILE) --upgrade -c $(TORCH_CONSTRAINT) -o $(REFERENCE_LOCK) requirements/reference.in
 	.venv-lock312/bin/pip-compile $(COMPILE) --upgrade --extra dev -o $(DIFY_LOCK) pyproject.toml dify_plugin/requirements.in
 	.venv-lock312/bin/pip-compile $(COMPILE) --no-annotate -c $(DIFY_LOCK) -o $(PLUGIN_REQUIREMENTS) dify_plugin/requirements.in
 
 # The newest versions pyproject.toml allows (no lock; torch stays the CPU wheel) in scratch venvs, and the
 # whole suite on them: run it weekly and before `make lock`; docs/dependencies.md says what to do on failure.
-drift:
+drift: $(REFERENCE_VENV)/.installed
 	$(call require-py,$(PY311),3.11)
 	$(call require-py,$(PY312),3.12)
 	$(PY311) -m venv --clear .venv-drift
@@ -110,4 +122,4 @@ install-ragflow: $(VENV)/.installed
 	$(VENV)/bin/rerank-kit install-ragflow $(RAGFLOW)
 
 clean:
-	rm -rf $(VENV) $(DIFY_VENV) .venv-drift .venv-drift-dify .venv-lock311 .venv-lock312 dist build *.egg-info
+	rm -rf $(VENV) $(DIFY_VENV) $(REFERENCE_VENV) .venv-drift .venv-drift-dify .venv-lock311 .venv-lock312 dist build *.egg-info

@@ -48,6 +48,7 @@ class EncodedPair:
     doc: int
     input_ids: list[int]
     token_type_ids: list[int] | None
+    frame: tuple[int, int] = (0, 0)  # tokens before and after the document window (the template's)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -126,7 +127,8 @@ class RerankEngine:
                 owners.append(doc)
                 windows.append(window)
         joined = self.family.join_all(tok, frame, windows)
-        return [EncodedPair(doc, ids, types) for doc, (ids, types) in zip(owners, joined, strict=True)]
+        lengths = (len(frame.before), len(frame.after))
+        return [EncodedPair(doc, ids, types, lengths) for doc, (ids, types) in zip(owners, joined, strict=True)]
 
     def _tokenize(self, text: str, max_tokens: int | None) -> list[int]:
         """The first `max_tokens` token ids of `text` (all of them for None), without special tokens."""
@@ -171,6 +173,9 @@ class RerankEngine:
         batch = {"input_ids": ids, "attention_mask": mask}
         if types is not None:
             batch["token_type_ids"] = types
+        if self.family.marks_segments:  # the names of FlagEmbedding's lightweight reranker
+            batch["query_lengths"] = np.array([p.frame[0] for p in pairs], dtype=np.int64)
+            batch["prompt_lengths"] = np.array([p.frame[1] for p in pairs], dtype=np.int64)
         return self.backend.logits(batch)
 
 

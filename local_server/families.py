@@ -41,6 +41,7 @@ class Family:
     kind: ClassVar[Kind]
     decoder: ClassVar[bool] = True  # a causal LM scored at its last real token (no token types)
     takes_instruction: ClassVar[bool] = False
+    marks_segments: ClassVar[bool] = False  # the backend needs each pair's frame lengths (before, after the document)
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, settings: Settings) -> None:
         self.max_length = settings.max_length
@@ -186,16 +187,28 @@ class Qwen3(Family):
         return " " + document
 
 
-FAMILIES: dict[str, type[Family]] = {family.kind: family for family in (CrossEncoder, FlagLLM, Qwen3)}
-# Detected (so that the refusal is clear), not served: their reference code cannot run on this stack.
-UNSERVED: dict[str, str] = {
-    "llm-layerwise": "FlagEmbedding 1.4.2's LayerWiseMiniCPMForCausalLM (LayerWiseFlagLLMReranker's model code) "
-                     "does not load under transformers 5 (rope_scaling and tied-weights formats), so neither it nor "
-                     "a reference to pin its scores to runs here; serve bge-reranker-v2-gemma (kind llm) or "
-                     "Qwen3-Reranker (kind qwen3) instead",
-    "llm-lightweight": "the Gemma2 lightweight reranker (LightWeightFlagLLMReranker's compression settings) is not "
-                       "implemented; serve bge-reranker-v2-gemma (kind llm) or Qwen3-Reranker (kind qwen3) instead",
-}
+class LayerwiseLLM(FlagLLM):
+    """LayerWiseFlagLLMReranker.compute_score (bge-reranker-v2-minicpm-layerwise): FlagLLMReranker's template and
+    prompt, scored by the cut-off layer's one-output head (local_server.backends.layerwise)."""
+
+    kind = "llm-layerwise"
+
+    @property
+    def score_tokens(self) -> tuple[int, ...]:
+        return ()
+
+
+class LightweightLLM(LayerwiseLLM):
+    """LightWeightFlagLLMReranker.compute_score (bge-reranker-v2.5-gemma2-lightweight): the same template with
+    its own prompt; the backend compresses the passage, so each pair carries its query and prompt lengths."""
+
+    kind = "llm-lightweight"
+    marks_segments = True
+    DEFAULT_PROMPT = "Predict whether passage B contains an answer to query A."
+
+
+FAMILIES: dict[str, type[Family]] = {family.kind: family
+                                     for family in (CrossEncoder, FlagLLM, LayerwiseLLM, LightweightLLM, Qwen3)}
 
 
 def family_for(kind: str, tokenizer: PreTrainedTokenizerBase, settings: Settings) -> Family:

@@ -6,13 +6,34 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rerank_kit import DEFAULT_PORT
 
 # The model families (local_server.families); unset, the kind is detected from the model's config.
 Kind = Literal["cross-encoder", "llm", "llm-layerwise", "llm-lightweight", "qwen3"]
+
+
+def _one_layer(value: object) -> object:
+    """28 or [28]. FlagEmbedding also takes several layers (a list of scores for each); a server answers one."""
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, list) and len(value) != 1:
+        raise ValueError("give one layer, e.g. [28]: the server answers one score per document")
+    return value
+
+
+CutoffLayers = Annotated[list[int], BeforeValidator(_one_layer)]
 
 
 class Settings(BaseSettings):
@@ -24,6 +45,13 @@ class Settings(BaseSettings):
     instruction: str | None = Field(
         None, description="Default instruction of the families that take one (llm: the prompt; qwen3).")
     trust_remote_code: bool = Field(False, description="Run the model's own code (jina-reranker-v2, gte, ...).")
+    cutoff_layers: CutoffLayers | None = Field(
+        None, description="llm-layerwise, llm-lightweight: the one layer whose head scores, e.g. [28] "
+                          "(default: the last); fewer layers run faster and score a little differently.")
+    compress_layers: list[int] = Field(
+        [8], description="llm-lightweight: the layers before which the passage is compressed.")
+    compress_ratio: Literal[1, 2, 4, 8] = Field(
+        1, description="llm-lightweight: passage positions averaged into one at each compress layer (1: none).")
     lazy_load: bool = Field(False, description="Load each model on its first request instead of at start.")
     idle_unload_s: float | None = Field(
         None, gt=0, description="Unload a model idle this long (seconds); it loads again on its next request.")
@@ -126,6 +154,9 @@ class ModelSpec(BaseModel):
     device: str | None = None
     fp16: bool | None = None
     trust_remote_code: bool | None = None
+    cutoff_layers: CutoffLayers | None = None
+    compress_layers: list[int] | None = None
+    compress_ratio: Literal[1, 2, 4, 8] | None = None
     lazy_load: bool | None = None
     idle_unload_s: float | None = Field(None, gt=0)
 

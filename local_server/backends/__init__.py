@@ -70,12 +70,18 @@ def load_backend(settings: Settings) -> LoadedModel:
     if settings.threads:
         torch.set_num_threads(settings.threads)  # the torch forward pass, or the one-time ONNX export
     facts = read_model_facts(settings.model)
+    kind = settings.kind or facts.kind
+    if settings.backend == "onnx" and kind != "cross-encoder":
+        log.warning("the onnx backend serves cross-encoders; %s (%s) runs on torch", settings.model, kind)
+    if kind in ("llm-layerwise", "llm-lightweight"):  # their weights only: the models' bundled code never runs
+        from local_server.backends import layerwise
+
+        return layerwise.load(settings, kind)
     if facts.remote_code and not settings.trust_remote_code:
         raise ModelLoadError(
             f"{settings.model} runs its own code (its config.json has auto_map); rerank-kit runs it only when "
             "allowed: set `trust_remote_code: true` for this model in the config file (or "
             "RERANK_TRUST_REMOTE_CODE=true) after reading that code")
-    kind = settings.kind or facts.kind
     if kind != "cross-encoder":
         from local_server.backends import decoder
 

@@ -8,15 +8,11 @@ hidden state goes through the output layer, and only for the score's vocabulary 
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
-from local_server.backends import LoadedModel, ModelLoadError, explain_load_failure
+from local_server.backends import LoadedModel, explain_load_failure
 from local_server.backends.torch import resolve_device, use_fp16
 from local_server.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 class DecoderBackend:
@@ -60,13 +56,8 @@ def load(settings: Settings, kind: str) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from local_server.families import FAMILIES, UNSERVED, family_for
+    from local_server.families import family_for
 
-    if kind not in FAMILIES:
-        raise ModelLoadError(f"{settings.model} is a {kind} reranker, which rerank-kit detects but does not serve: "
-                             f"{UNSERVED[kind]}")
-    if settings.backend == "onnx":
-        log.warning("the onnx backend serves cross-encoders; %s (%s) runs on torch", settings.model, kind)
     device = resolve_device(settings.device)
     fp16 = use_fp16(settings.fp16, device)
     with explain_load_failure(settings.model):

@@ -1,0 +1,276 @@
+"""FlagEmbedding's layerwise rerankers on this stack: bge-reranker-v2-minicpm-layerwise (`llm-layerwise`,
+LayerWiseFlagLLMReranker) and bge-reranker-v2.5-gemma2-lightweight (`llm-lightweight`, LightWeightFlagLLMReranker).
+
+Both score a pair with a one-output head on the hidden state after `cutoff_layers` layers, so only those layers
+are loaded and run. FlagEmbedding 1.4.2's modeling code for them needs transformers 4.44 (it calls cache and
+mask helpers later versions removed), so their checkpoints are loaded into transformers' own Llama and Gemma 2
+decoder layers and driven here step for step as that code does; the tests pin the scores to FlagEmbedding's
+compute_score running on transformers 4.44. The models' bundled code is never run.
+
+- MiniCPM is Llama with its embeddings scaled by `scale_emb` and each residual branch by
+  `scale_depth / sqrt(num_hidden_layers)`; the head of layer k reads norm(h_k) (head_type `simple`).
+- The Gemma 2 model can compress the passage: before each of `compress_layers`, every `compress_ratio` passage
+  positions become their mean and positions restart at 0 (FlagEmbedding's token_compress). Its attention runs
+  as FlagEmbedding's runs it, through SDPA, which has no attention-logit softcapping; and, as its
+  CostWiseGemmaForCausalLM does, the first head scores whichever layer is cut off at.
+
+Batches come right-padded and the score is read at each pair's last real position, so a pair's score never
+depends on what shares its batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from local_server.backends import LoadedModel, ModelLoadError, explain_load_failure
+from local_server.backends.torch import resolve_device, use_fp16
+from local_server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_WEIGHT_FILES = ("*.safetensors", "*.bin", "*.json", "*.model", "*.txt")
+
+
+class LayerwiseBackend:
+    """Raw score per pair: the cut-off layer's head at the pair's last real position."""
+
+    name = "torch"
+
+    def __init__(self, stack: MiniCPMLayerwise | Gemma2Lightweight, device: str) -> None:
+        self._stack = stack
+        self._device = device
+
+    def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        tensors = {name: torch.from_numpy(array).to(self._device) for name, array in batch.items()}
+        with torch.inference_mode():
+            return self._stack(**tensors).float().cpu().numpy()
+
+
+def causal_mask(mask: torch.Tensor, dtype: torch.dtype, window: int | None = None) -> torch.Tensor:
+    """Additive [B, 1, T, T] mask: position i sees the real positions j <= i (and i - j < window)."""
+    length = mask.shape[1]
+    i = torch.arange(length, device=mask.device)
+    allowed = (i[None, :] <= i[:, None])[None] & mask.bool()[:, None, :]
+    if window is not None:
+        allowed &= (i[:, None] - i[None, :] < window)[None]
+    return torch.zeros(allowed.shape, dtype=dtype, device=mask.device).masked_fill(
+        ~allowed, torch.finfo(dtype).min)[:, None]
+
+
+def last_real(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), mask.sum(dim=1) - 1]
+
+
+class MiniCPMLayerwise(nn.Module):
+    """LayerWiseMiniCPMForCausalLM's forward up to one cut-off layer, on transformers' Llama layers."""
+
+    def __init__(self, config: dict[str, Any], cutoff: int) -> None:
+        from transformers import LlamaConfig
+        from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaRMSNorm, LlamaRotaryEmbedding
+
+        super().__init__()
+        hidden = config["hidden_size"]
+        llama = LlamaConfig(
+            vocab_size=config["vocab_size"], hidden_size=hidden, intermediate_size=config["intermediate_size"],
+            num_hidden_layers=cutoff, num_attention_heads=config["num_attention_heads"],
+            num_key_value_heads=config.get("num_key_value_heads") or config["num_attention_heads"],
+            head_dim=hidden // config["num_attention_heads"], hidden_act=config.get("hidden_act", "silu"),
+            rms_norm_eps=config.get("rms_norm_eps", 1e-6), rope_theta=config.get("rope_theta", 10000.0),
+            max_position_embeddings=config.get("max_position_embeddings", 2048),
+            attention_bias=config.get("attention_bias", False))
+        llama._attn_implementation = "sdpa"
+        self.embed_tokens = nn.Embedding(config["vocab_size"], hidden)
+        self.layers = nn.ModuleList(LlamaDecoderLayer(llama, i) for i in range(cutoff))
+        self.norm = LlamaRMSNorm(hidden, eps=llama.rms_norm_eps)
+        self.rotary = LlamaRotaryEmbedding(llama)
+        self.head = nn.Linear(hidden, 1, bias=False)
+        self.embedding_scale = config.get("scale_emb", 1)
+        self.branch_scale = config.get("scale_depth", 1) / math.sqrt(config["num_hidden_layers"])
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        h = self.embed_tokens(input_ids) * self.embedding_scale
+        rope = self.rotary(h, torch.arange(h.shape[1], device=h.device)[None])
+        attend = causal_mask(attention_mask, h.dtype)
+        for layer in self.layers:
+            attended, _ = layer.self_attn(layer.input_layernorm(h), position_embeddings=rope, attention_mask=attend)
+            h = h + attended * self.branch_scale
+            h = h + layer.mlp(layer.post_attention_layernorm(h)) * self.branch_scale
+        return self.head(self.norm(last_real(h, attention_mask)))[:, 0]
+
+
+class Gemma2Lightweight(nn.Module):
+    """CostWiseGemmaForCausalLM's forward up to one cut-off layer, passage compression included, on
+    transformers' Gemma 2 layers."""
+
+    def __init__(self, config: dict[str, Any], cutoff: int, compress_layers: Sequence[int],
+                 compress_ratio: int) -> None:
+        from transformers import Gemma2Config
+        from transformers.models.gemma2.modeling_gemma2 import (
+            Gemma2DecoderLayer,
+            Gemma2RMSNorm,
+            Gemma2RotaryEmbedding,
+        )
+
+        super().__init__()
+        keys = ("vocab_size", "hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads",
+                "head_dim", "hidden_activation", "rms_norm_eps", "rope_theta", "max_position_embeddings",
+                "attention_bias", "query_pre_attn_scalar", "sliding_window", "final_logit_softcapping")
+        gemma = Gemma2Config(num_hidden_layers=cutoff, attn_logit_softcapping=None,
+                             **{key: config[key] for key in keys if key in config})
+        gemma._attn_implementation = "sdpa"
+        self.embed_tokens = nn.Embedding(gemma.vocab_size, gemma.hidden_size)
+        self.layers = nn.ModuleList(Gemma2DecoderLayer(gemma, i) for i in range(cutoff))
+        self.norm = Gemma2RMSNorm(gemma.hidden_size, eps=gemma.rms_norm_eps)
+        self.rotary = Gemma2RotaryEmbedding(gemma)
+        self.head = nn.Linear(gemma.hidden_size, 1, bias=False)
+        self.normalizer = gemma.hidden_size ** 0.5
+        self.softcap = gemma.final_logit_softcapping
+        self.windows = {layer.self_attn.sliding_window for layer in self.layers}  # None: full attention
+        self.compress_ratio = compress_ratio
+        self.compress_before = {layer for layer in compress_layers if 0 < layer < cutoff and compress_ratio > 1}
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, query_lengths: torch.Tensor,
+                prompt_lengths: torch.Tensor) -> torch.Tensor:
+        h = self.embed_tokens(input_ids)
+        h = h * torch.tensor(self.normalizer, dtype=h.dtype)
+        mask = attention_mask
+        for index, layer in enumerate(self.layers):
+            if index == 0 or index in self.compress_before:
+                if index:
+                    h, mask = compress_passages(h, mask, query_lengths, prompt_lengths, self.compress_ratio)
+                rope = self.rotary(h, torch.arange(h.shape[1], device=h.device)[None])
+                masks = {window: causal_mask(mask, h.dtype, window) for window in self.windows}
+            h = layer(h, position_embeddings=rope, attention_mask=masks[layer.self_attn.sliding_window])
+        score = self.head(self.norm(last_real(h, mask)))[:, 0]
+        if self.softcap:
+            score = torch.tanh(score / self.softcap) * self.softcap
+        return score
+
+
+def compress_passages(hidden: torch.Tensor, mask: torch.Tensor, query_lengths: torch.Tensor,
+                      prompt_lengths: torch.Tensor, ratio: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """token_compress: each row's passage (after its query, before its prompt) becomes the means of `ratio`
+    consecutive positions (the last group: of what is left); the rows stay right-padded."""
+    rows = []
+    for row, length in enumerate(mask.sum(dim=1).tolist()):
+        query, prompt = int(query_lengths[row]), int(prompt_lengths[row])
+        passage = hidden[row, query:length - prompt]
+        groups = -(-passage.shape[0] // ratio)
+        padded = passage.new_zeros(groups * ratio, passage.shape[1])
+        padded[:passage.shape[0]] = passage
+        counts = (passage.shape[0] - torch.arange(groups, device=hidden.device) * ratio).clamp(max=ratio)
+        pooled = padded.view(groups, ratio, -1).sum(dim=1) / counts[:, None].to(hidden.dtype)
+        rows.append(torch.cat([hidden[row, :query], pooled, hidden[row, length - prompt:length]]))
+    width = max(len(r) for r in rows)
+    out = hidden.new_zeros(len(rows), width, hidden.shape[2])
+    new_mask = torch.zeros(len(rows), width, dtype=mask.dtype, device=mask.device)
+    for row, values in enumerate(rows):
+        out[row, :len(values)] = values
+        new_mask[row, :len(values)] = 1
+    return out, new_mask
+
+
+def load(settings: Settings, kind: str) -> LoadedModel:
+    """The checkpoint's embeddings, first `cutoff` layers, final norm and the cut-off layer's head."""
+    from transformers import AutoTokenizer, PretrainedConfig
+
+    device = resolve_device(settings.device)
+    fp16 = use_fp16(settings.fp16, device)
+    with explain_load_failure(settings.model):
+        folder = _local_folder(settings.model)
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        # an empty config: transformers does not know these model types, and the tokenizer needs none
+        tokenizer = AutoTokenizer.from_pretrained(folder, config=PretrainedConfig())
+    cutoff, head = _cutoff_and_head(settings, kind, config)
+    if kind == "llm-layerwise":
+        stack: MiniCPMLayerwise | Gemma2Lightweight = MiniCPMLayerwise(config, cutoff)
+    else:
+        stack = Gemma2Lightweight(config, cutoff, settings.compress_layers, settings.compress_ratio)
+    with explain_load_failure(settings.model):
+        weights = _read_weights(folder, lambda name: _our_name(name, cutoff, head))
+    missing, unexpected = stack.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise ModelLoadError(f"{settings.model}: the checkpoint does not match its {kind} config "
+                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    stack.to(device, torch.float16 if fp16 else torch.float32).eval()
+    log.info("%s: %s, scored at layer %d of %d", settings.model, kind, cutoff, config["num_hidden_layers"])
+    return LoadedModel(LayerwiseBackend(stack, device), tokenizer, device, "float16" if fp16 else "float32", kind)
+
+
+def _cutoff_and_head(settings: Settings, kind: str, config: dict[str, Any]) -> tuple[int, str]:
+    """The layer to score at (default: the last) and the checkpoint name of the head that scores it."""
+    layers, start = config["num_hidden_layers"], config.get("start_layer", 0)
+    if kind == "llm-layerwise":
+        if config.get("head_type", "simple") != "simple":
+            raise ModelLoadError(f"{settings.model}: head_type {config['head_type']!r} has no one-score head; "
+                                 "LayerWiseFlagLLMReranker scores the `simple` head type")
+        if config.get("rope_scaling"):
+            raise ModelLoadError(f"{settings.model}: rope_scaling {config['rope_scaling']} is not supported")
+        usable = list(range(start, layers + 1))
+    else:
+        if not config.get("layer_wise"):
+            raise ModelLoadError(f"{settings.model}: layer_wise is false, so it has no one-score heads")
+        usable = list(range(start, layers + 1, config.get("layer_sep", 1)))
+    cutoff = settings.cutoff_layers[0] if settings.cutoff_layers else layers
+    if cutoff not in usable:
+        raise ModelLoadError(f"{settings.model}: cutoff_layers [{cutoff}] is not one of its scoring layers "
+                             f"{usable[0]}..{usable[-1]}" + (f" (every {usable[1] - usable[0]})" if
+                                                              len(usable) > 1 and usable[1] - usable[0] > 1 else ""))
+    if kind == "llm-lightweight":
+        return cutoff, "lm_head.0.linear_head.weight"
+    if config.get("head_multi", True):
+        return cutoff, f"lm_head.{cutoff - start}.linear_head.weight"
+    return cutoff, "lm_head.linear_head.weight"
+
+
+def _our_name(name: str, cutoff: int, head: str) -> str | None:
+    """The stack's parameter name for a checkpoint tensor, or None for one it does not use."""
+    if name == head:
+        return "head.weight"
+    if name in ("model.embed_tokens.weight", "model.norm.weight"):
+        return name.removeprefix("model.")
+    if name.startswith("model.layers."):
+        layer = int(name.split(".")[2])
+        return name.removeprefix("model.") if layer < cutoff else None
+    return None
+
+
+def _read_weights(folder: Path, rename) -> dict[str, torch.Tensor]:
+    """The tensors `rename` maps, read from the checkpoint's safetensors (or .bin) files; only those are read."""
+    weights: dict[str, torch.Tensor] = {}
+    shards = sorted(folder.glob("*.safetensors"))
+    if shards:
+        from safetensors import safe_open
+
+        for shard in shards:
+            with safe_open(str(shard), framework="pt") as handle:
+                for name in handle.keys():  # noqa: SIM118 (a safetensors handle is no dict)
+                    if (ours := rename(name)) is not None:
+                        weights[ours] = handle.get_tensor(name)
+        return weights
+    for shard in sorted(folder.glob("*.bin")):
+        for name, tensor in torch.load(shard, map_location="cpu", weights_only=True, mmap=True).items():
+            if (ours := rename(name)) is not None:
+                weights[ours] = tensor
+    if not weights:
+        raise OSError(f"no *.safetensors or *.bin weights in {folder}")
+    return weights
+
+
+def _local_folder(model: str) -> Path:
+    """The model's folder: itself, or its Hub snapshot (from the cache when offline)."""
+    if os.path.isdir(model):
+        return Path(model)
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(model, allow_patterns=list(_WEIGHT_FILES)))

@@ -1,0 +1,93 @@
+"""FlagEmbedding's layerwise and lightweight rerankers, run where their model code runs: transformers 4.44.
+
+Run by the tests with the reference venv's Python (`make test` names it in RERANK_KIT_REFERENCE_PYTHON;
+requirements/reference.in), never imported by them:
+
+    python tests/flag_reference.py build llm-layerwise DIR     # a tiny LayerWiseMiniCPMForCausalLM
+    python tests/flag_reference.py build llm-lightweight DIR   # a tiny CostWiseGemmaForCausalLM
+    python tests/flag_reference.py score KIND DIR < calls.json  # compute_score per call, JSON on stdout
+
+calls.json is `{"max_length": 64, "calls": [{"pairs": [[q, d], ...], "options": {"cutoff_layers": [3]}}, ...]}`;
+the answer is one list of scores per call. The models are saved by FlagEmbedding's own classes, so their
+checkpoints have exactly the layout of the published ones.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_model import _byte_level_tokenizer
+
+# Four layers with heads from layer 2 on: the tests cut off at 2, 3 and 4 (the last).
+LAYERS, START_LAYER = 4, 2
+
+
+def build_layerwise(path: Path) -> None:
+    """bge-reranker-v2-minicpm-layerwise's architecture: MiniCPM with scaled embeddings and residual branches,
+    one-output heads for the layers from start_layer on (head_type simple, head_multi)."""
+    import torch
+    from FlagEmbedding.inference.reranker.decoder_only.models.configuration_minicpm_reranker import (
+        LayerWiseMiniCPMConfig,
+    )
+    from FlagEmbedding.inference.reranker.decoder_only.models.modeling_minicpm_reranker import (
+        LayerWiseMiniCPMForCausalLM,
+    )
+
+    tokenizer = _byte_level_tokenizer(path, special=["<unk>", "<s>", "</s>"], added=[], bos_token="<s>",
+                                      eos_token="</s>", unk_token="<unk>", pad_token="<unk>")
+    config = LayerWiseMiniCPMConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=LAYERS,
+        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, scale_emb=12, dim_model_base=8, scale_depth=1.4, start_layer=START_LAYER,
+        head_type="simple", head_multi=True, tie_word_embeddings=False, initializer_range=0.3)
+    config.architectures = ["LayerWiseMiniCPMForCausalLM"]
+    torch.manual_seed(0)
+    LayerWiseMiniCPMForCausalLM(config).eval().save_pretrained(path)
+
+
+def build_lightweight(path: Path) -> None:
+    """bge-reranker-v2.5-gemma2-lightweight's architecture: Gemma 2 with one-output heads (layer_wise). A
+    sliding window of 16 tokens, so that the tests' longer pairs reach past it."""
+    import torch
+    from FlagEmbedding.inference.reranker.decoder_only.models.gemma_config import CostWiseGemmaConfig
+    from FlagEmbedding.inference.reranker.decoder_only.models.gemma_model import CostWiseGemmaForCausalLM
+
+    tokenizer = _byte_level_tokenizer(path, special=["<pad>", "<eos>", "<bos>", "<unk>"], added=[], pad_token="<pad>",
+                                      eos_token="<eos>", bos_token="<bos>", unk_token="<unk>")
+    config = CostWiseGemmaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=LAYERS,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=1024, sliding_window=16,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        start_layer=START_LAYER, layer_sep=1, layer_wise=True, initializer_range=0.3)
+    config.architectures = ["CostWiseGemmaForCausalLM"]
+    torch.manual_seed(0)
+    CostWiseGemmaForCausalLM(config).eval().save_pretrained(path)
+
+
+def score(kind: str, path: Path, request: dict) -> list[list[float]]:
+    from FlagEmbedding import LayerWiseFlagLLMReranker, LightWeightFlagLLMReranker
+
+    reranker_class = LayerWiseFlagLLMReranker if kind == "llm-layerwise" else LightWeightFlagLLMReranker
+    max_length = request["max_length"]
+    reranker = reranker_class(str(path), use_fp16=False, devices=["cpu"], max_length=max_length)
+    return [reranker.compute_score(call["pairs"], max_length=max_length, **call.get("options", {}))
+            for call in request["calls"]]
+
+
+def main() -> None:
+    command, kind, folder = sys.argv[1:4]
+    path = Path(folder)
+    if command == "build":
+        path.mkdir(parents=True, exist_ok=True)
+        (build_layerwise if kind == "llm-layerwise" else build_lightweight)(path)
+    else:
+        answer = score(kind, path, json.load(sys.stdin))
+        sys.stdout.write(json.dumps(answer))
+
+
+if __name__ == "__main__":
+    main()
