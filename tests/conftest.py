@@ -1,5 +1,5 @@
-"""Session fixtures: tiny rerankers built on disk (a cross-encoder, an LLM reranker, a Qwen3-Reranker), and a
-live rerank-kit server serving the cross-encoder."""
+"""Session fixtures: tiny rerankers of every family built on disk, a live rerank-kit server serving the
+cross-encoder, and one serving them all from a config file."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from server_process import TEST_API_KEY, running_server, write_models_config
-from tiny_model import MAX_LENGTH, QWEN3_MAX_LENGTH
+from tiny_model import LIGHTWEIGHT_OPTIONS, MAX_LENGTH, QWEN3_MAX_LENGTH
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -49,6 +49,22 @@ def tiny_qwen3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_layerwise_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny LayerWiseMiniCPMForCausalLM (bge-reranker-v2-minicpm-layerwise), saved by FlagEmbedding's class."""
+    from flag_reference import build_tiny
+
+    return build_tiny("llm-layerwise", tmp_path_factory.mktemp("tiny-layerwise-reranker"))
+
+
+@pytest.fixture(scope="session")
+def tiny_lightweight_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny CostWiseGemmaForCausalLM (bge-reranker-v2.5-gemma2-lightweight), saved by FlagEmbedding's class."""
+    from flag_reference import build_tiny
+
+    return build_tiny("llm-lightweight", tmp_path_factory.mktemp("tiny-lightweight-reranker"))
+
+
+@pytest.fixture(scope="session")
 def live_server(tiny_model_dir: Path) -> Iterator[str]:
     """Base URL of a real `rerank-kit serve` process on loopback, serving the tiny model."""
     with running_server(tiny_model_dir) as base_url:
@@ -57,13 +73,16 @@ def live_server(tiny_model_dir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def multi_model_server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, tiny_llm_dir: Path,
-                       tiny_qwen3_dir: Path) -> Iterator[str]:
-    """Base URL of one `rerank-kit serve --config` process serving a cross-encoder ("minilm", the default),
-    an `llm` model ("gemma") and a `qwen3` model ("qwen3")."""
+                       tiny_qwen3_dir: Path, tiny_layerwise_dir: Path, tiny_lightweight_dir: Path) -> Iterator[str]:
+    """Base URL of one `rerank-kit serve --config` process serving every family: a cross-encoder ("minilm", the
+    default), an `llm` model ("gemma"), a `qwen3` model ("qwen3"), an `llm-layerwise` model cut off at layer 3
+    ("minicpm") and an `llm-lightweight` model compressing its passages ("gemma2-lite")."""
     config = write_models_config(tmp_path_factory.mktemp("config") / "models.yaml", [
         {"name": "minilm", "path": str(tiny_model_dir), "backend": "torch", "max_length": MAX_LENGTH},
         {"name": "gemma", "path": str(tiny_llm_dir), "max_length": MAX_LENGTH},
         {"name": "qwen3", "path": str(tiny_qwen3_dir), "max_length": QWEN3_MAX_LENGTH},
+        {"name": "minicpm", "path": str(tiny_layerwise_dir), "max_length": MAX_LENGTH, "cutoff_layers": [3]},
+        {"name": "gemma2-lite", "path": str(tiny_lightweight_dir), "max_length": MAX_LENGTH, **LIGHTWEIGHT_OPTIONS},
     ])
     with running_server(tiny_model_dir, config=str(config)) as base_url:
         yield base_url

@@ -1,7 +1,7 @@
 """FlagEmbedding's layerwise and lightweight rerankers, run where their model code runs: transformers 4.44.
 
-Run by the tests with the reference venv's Python (`make test` names it in RERANK_KIT_REFERENCE_PYTHON;
-requirements/reference.in), never imported by them:
+The tests call `build_tiny` and `reference_scores`, which run this file with the reference venv's Python
+(`make test` names it in RERANK_KIT_REFERENCE_PYTHON; requirements/reference.in):
 
     python tests/flag_reference.py build llm-layerwise DIR     # a tiny LayerWiseMiniCPMForCausalLM
     python tests/flag_reference.py build llm-lightweight DIR   # a tiny CostWiseGemmaForCausalLM
@@ -15,8 +15,11 @@ checkpoints have exactly the layout of the published ones.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -76,6 +79,35 @@ def score(kind: str, path: Path, request: dict) -> list[list[float]]:
     reranker = reranker_class(str(path), use_fp16=False, devices=["cpu"], max_length=max_length)
     return [reranker.compute_score(call["pairs"], max_length=max_length, **call.get("options", {}))
             for call in request["calls"]]
+
+
+def reference_python() -> str:
+    python = os.environ.get("RERANK_KIT_REFERENCE_PYTHON")
+    if not python:
+        import pytest
+
+        pytest.fail("RERANK_KIT_REFERENCE_PYTHON is not set: point it at the Python of a venv installed from "
+                    "requirements/reference-py311.lock (`make test` builds .venv-reference)")
+    return python
+
+
+def _run(*args: str, stdin: str | None = None) -> str:
+    done = subprocess.run([reference_python(), __file__, *args], input=stdin, capture_output=True, text=True,
+                          timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"flag_reference.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def build_tiny(kind: str, path: Path) -> Path:
+    """A tiny model of `kind` (llm-layerwise, llm-lightweight) saved to `path` by FlagEmbedding's own class."""
+    _run("build", kind, str(path))
+    return path
+
+
+def reference_scores(kind: str, path: Path, calls: list[dict[str, Any]], max_length: int) -> list[list[float]]:
+    """compute_score(pairs, **options) for each call, by FlagEmbedding on transformers 4.44."""
+    return json.loads(_run("score", kind, str(path), stdin=json.dumps({"max_length": max_length, "calls": calls})))
 
 
 def main() -> None:

@@ -152,7 +152,7 @@ def test_a_multi_model_server_report_lists_every_served_model(multi_model_server
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     code, out = check(capsys, multi_model_server, "--model", "qwen3")
     assert code == 0
-    assert "  served      minilm, gemma, qwen3" in out and "  model       qwen3" in out
+    assert "  served      minilm, gemma, qwen3, minicpm, gemma2-lite" in out and "  model       qwen3" in out
     code, out = check(capsys, multi_model_server, "--model", "bge-reranker-v2-m3")
     assert code == 1 and "FAILED: model bge-reranker-v2-m3 is not served" in out
-    assert "set the model name to one of minilm, gemma, qwen3" in out
+    assert "set the model name to one of minilm, gemma, qwen3, minicpm, gemma2-lite" in out

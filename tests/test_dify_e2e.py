@@ -201,13 +201,13 @@ def test_model_schemas_carry_the_context_size(plugin: PluginProcess, live_server
 
 def test_each_served_model_is_a_dify_model_and_validation_names_them(
         plugin: PluginProcess, multi_model_server: str) -> None:
-    """One server serving three models: each name is a model of its own; an unknown name lists the served ones."""
+    """One server serving five models (one per family): each name is a model of its own; an unknown name lists the served ones."""
     creds = credentials(multi_model_server)
-    for model in ("minilm", "gemma", "qwen3"):
+    for model in ("minilm", "gemma", "qwen3", "minicpm", "gemma2-lite"):
         assert plugin.request(model_request("validate_model_credentials", model, creds)).data["result"] is True
         reply = plugin.request(rerank_request(model, creds, top_n=0, score_threshold=0.0))
         body = httpx.post(f"{multi_model_server}/rerank", json={"model": model, "query": QUERY, "documents": DOCS})
         assert ranking(reply) == [(r["index"], r["relevance_score"]) for r in body.json()["results"]], model
     reply = plugin.request(model_request("validate_model_credentials", "bge-reranker-v2-m3", creds))
     assert reply.error is not None and reply.error["error_type"] == "CredentialsValidateFailedError"
-    assert "set the model name to one of minilm, gemma, qwen3" in reply.error["message"]
+    assert "set the model name to one of minilm, gemma, qwen3, minicpm, gemma2-lite" in reply.error["message"]

@@ -1,6 +1,7 @@
 """Every model family scores as its own reference does, on tiny random-weight models of the real architectures:
 cross-encoder = FlagReranker.compute_score, llm = FlagLLMReranker.compute_score (Gemma), qwen3 = the
-Qwen3-Reranker model card's formula on each pair alone (Qwen3ForCausalLM). A decoder pair's score does not
+Qwen3-Reranker model card's formula on each pair alone (Qwen3ForCausalLM); llm-layerwise and llm-lightweight
+are in test_layerwise_families. A decoder pair's score does not
 depend on its batch-mates; the kind is detected from the config; remote code needs the user's consent;
 the registry loads lazily and unloads idle models.
 """
@@ -160,12 +161,6 @@ def test_the_kind_is_detected_from_the_config(tiny_model_dir: Path, tiny_llm_dir
         folder.mkdir()
         (folder / "config.json").write_text(json.dumps({"architectures": [architecture]}))
         assert read_model_facts(str(folder)).kind == kind
-
-
-@pytest.mark.parametrize("kind", ["llm-layerwise", "llm-lightweight"])
-def test_detected_but_unserved_families_are_refused_with_the_reason(kind: str, tiny_llm_dir: Path) -> None:
-    with pytest.raises(ModelLoadError, match=f"is a {kind} reranker, which rerank-kit detects but does not serve"):
-        load_backend(Settings(model=str(tiny_llm_dir), offline=True, kind=kind))
 
 
 def test_an_explicit_kind_wins_over_detection(tiny_qwen3_dir: Path) -> None:

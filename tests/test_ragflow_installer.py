@@ -247,7 +247,7 @@ def test_models_from_a_running_server_become_ragflow_models(tmp_path: Path, mult
     (entry,) = [info for info in json.loads((root / deployment.LLM_FACTORIES).read_text(encoding="utf-8"))[
         "factory_llm_infos"] if info["name"] == FACTORY_NAME]
     names = [llm["llm_name"] for llm in entry["llm"]]
-    assert names[:3] == ["minilm", "gemma", "qwen3"] and "BAAI/bge-reranker-v2-m3" in names
+    assert names[:5] == ["minilm", "gemma", "qwen3", "minicpm", "gemma2-lite"] and "BAAI/bge-reranker-v2-m3" in names
     assert entry["llm"][2]["max_tokens"] == 128 and entry["llm"][2]["tags"] == "RE-RANK,128"
     assert install_ragflow(root, "--models-from", "http://127.0.0.1:9") == 1  # nothing listens there
     assert "cannot read the served models" in capsys.readouterr().err

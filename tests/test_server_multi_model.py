@@ -1,5 +1,6 @@
-"""One `rerank-kit serve` process started from a config file serves a cross-encoder, an `llm` model and a
-`qwen3` model (tiny random weights, real architectures), over real HTTP on loopback:
+"""One `rerank-kit serve` process started from a config file serves a model of every family (cross-encoder,
+`llm`, `qwen3`, `llm-layerwise`, `llm-lightweight`; tiny random weights, real architectures), over real HTTP on
+loopback:
 scores equal each family's reference; `model` routes (an unknown one is a typed 404 naming the served ones);
 /v1/models lists them all and /info describes the default; concurrent mixed-model requests equal their lone
 answers; a flood on one model does not starve another; Ollama's /api/rerank answers Dify's Ollama plugin as
@@ -17,12 +18,15 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from flag_reference import reference_scores
 from test_model_families import DOCS, QUERY, flag_llm_reference, qwen3_model_card
-from tiny_model import MAX_LENGTH
+from tiny_model import LIGHTWEIGHT_OPTIONS, MAX_LENGTH
 
 from benchmarks.soak import compare
 
 TOLERANCE = 1e-4
+MODELS = ["minilm", "gemma", "qwen3", "minicpm", "gemma2-lite"]
+SERVED = ", ".join(MODELS)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +50,8 @@ def by_index(response: httpx.Response) -> np.ndarray:
 
 
 def test_each_model_scores_as_its_familys_reference(server: str, tiny_model_dir: Path, tiny_llm_dir: Path,
-                                                    tiny_qwen3_dir: Path) -> None:
+                                                    tiny_qwen3_dir: Path, tiny_layerwise_dir: Path,
+                                                    tiny_lightweight_dir: Path) -> None:
     from FlagEmbedding import FlagReranker
 
     cross = FlagReranker(str(tiny_model_dir), use_fp16=False, devices=["cpu"], max_length=MAX_LENGTH)
@@ -57,6 +62,11 @@ def test_each_model_scores_as_its_familys_reference(server: str, tiny_model_dir:
     expected = qwen3_model_card(tiny_qwen3_dir, QUERY, DOCS)  # P(yes): the default calibrated score
     answer = rerank(server, "qwen3")
     assert np.abs(by_index(answer) - expected).max() < TOLERANCE and answer.json()["model"] == "qwen3"
+    pairs = [[QUERY, d] for d in DOCS]
+    for name, kind, folder, options in (("minicpm", "llm-layerwise", tiny_layerwise_dir, {"cutoff_layers": [3]}),
+                                        ("gemma2-lite", "llm-lightweight", tiny_lightweight_dir, LIGHTWEIGHT_OPTIONS)):
+        [expected] = reference_scores(kind, folder, [{"pairs": pairs, "options": options}], MAX_LENGTH)
+        assert np.abs(by_index(rerank(server, name, raw_scores=True)) - np.array(expected)).max() < TOLERANCE, name
 
 
 def test_the_request_instruction_reaches_the_families_that_take_one(server: str, tiny_qwen3_dir: Path) -> None:
@@ -76,14 +86,14 @@ def test_routing_model_lists_and_unknown_models(server: str) -> None:
         unknown = rerank(server, "bge-reranker-v2-m3", route=route)
         assert unknown.status_code == 404, route
         body = unknown.json()
-        assert body["error_type"] == "ModelNotFound" and "minilm, gemma, qwen3" in body["error"]
+        assert body["error_type"] == "ModelNotFound" and SERVED in body["error"]
     tei = httpx.post(f"{server}/rerank", json={"query": QUERY, "texts": DOCS, "model": "nope"}, timeout=30)
     assert tei.status_code == 404
     listed = httpx.get(f"{server}/v1/models", timeout=10).json()["data"]
-    assert [(m["id"], m["kind"]) for m in listed] == [("minilm", "cross-encoder"), ("gemma", "llm"),
-                                                       ("qwen3", "qwen3")]
+    assert [(m["id"], m["kind"]) for m in listed] == [("minilm", "cross-encoder"), ("gemma", "llm"), ("qwen3", "qwen3"),
+                                                       ("minicpm", "llm-layerwise"), ("gemma2-lite", "llm-lightweight")]
     info = httpx.get(f"{server}/info", timeout=10).json()
-    assert info["model_id"] == "minilm" and info["models"] == ["minilm", "gemma", "qwen3"]
+    assert info["model_id"] == "minilm" and info["models"] == MODELS
     assert info["kind"] == "cross-encoder" and info["max_input_length"] == MAX_LENGTH
 
 
@@ -91,22 +101,22 @@ def test_the_rerank_kit_client_lists_every_served_model(server: str) -> None:
     from rerank_kit.client import RerankClient
 
     report = RerankClient(server, model="qwen3").check()
-    assert report.ok and report.served_models == ["minilm", "gemma", "qwen3"] and report.model == "qwen3"
+    assert report.ok and report.served_models == MODELS and report.model == "qwen3"
     assert report.max_input_length == 128  # qwen3's own (Dify's context size), not the default model's 64
     missing = RerankClient(server, model="nope").check()
     assert not missing.ok and type(missing.error).__name__ == "ModelNotServedError"
-    assert "minilm, gemma, qwen3" in str(missing.error)
+    assert SERVED in str(missing.error)
 
 
 def mixed_requests() -> list[tuple[str, dict[str, Any]]]:
     requests: list[tuple[str, dict[str, Any]]] = []
-    for model, route in itertools.product(["minilm", "gemma", "qwen3"], ["/rerank", "/v1/rerank", "/api/rerank"]):
+    for model, route in itertools.product(MODELS, ["/rerank", "/v1/rerank", "/api/rerank"]):
         requests.append((route, {"model": model, "query": QUERY, "documents": DOCS}))
         requests.append((route, {"model": model, "query": "the dog sat", "documents": DOCS[::-1], "top_n": 2,
                                  "raw_scores": True}))
         requests.append((route, {"model": model, "query": QUERY, "documents": DOCS[:3],
                                  "instruction": "Judge relevance to a question about cities"}))
-    for model in ("minilm", "gemma", "qwen3"):
+    for model in MODELS:
         requests.append(("/rerank", {"model": model, "query": QUERY, "texts": DOCS, "truncation_direction": "left"}))
         requests.append(("/v1/rerank", {"model": model, "query": QUERY, "documents": DOCS, "max_chunks_per_doc": 3,
                                         "max_tokens_per_doc": 16}))

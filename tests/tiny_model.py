@@ -65,6 +65,8 @@ if __name__ == "__main__":  # `make soak` builds its model with this
 # play; the Qwen3 template alone is 88 tokens of the tiny tokenizer, so that family gets more.
 MAX_LENGTH = 64
 QWEN3_MAX_LENGTH = 128
+# The lightweight model's compression in the multi-model tests: passages halved before layers 1 and 3.
+LIGHTWEIGHT_OPTIONS = {"cutoff_layers": [4], "compress_ratio": 2, "compress_layers": [1, 3]}
 
 # Text the tiny byte-level BPE is trained on: the templates' words ("Yes", "yes", "no", the markers) become
 # whole tokens, as they are in the real vocabularies.

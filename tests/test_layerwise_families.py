@@ -1,0 +1,117 @@
+"""The `llm-layerwise` and `llm-lightweight` families score as FlagEmbedding's LayerWiseFlagLLMReranker and
+LightWeightFlagLLMReranker do on the transformers their code runs on (4.44, in the reference venv:
+tests/flag_reference.py): at every cut-off layer, with the default prompt or an instruction, with passage
+compression at several ratios and layers, on pairs longer than the lightweight model's sliding window.
+A pair's score does not depend on its batch-mates (compression included); a layer without a head is refused
+naming the usable ones; the models' bundled code is never run, so it needs no trust_remote_code.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from flag_reference import reference_scores
+from pydantic import ValidationError
+from test_model_families import DOCS, QUERY, TOLERANCE, engine_for, raw_scores
+from tiny_model import MAX_LENGTH
+
+from local_server.backends import ModelLoadError
+from local_server.families import read_model_facts
+from local_server.settings import Settings
+
+PROMPT = "Is passage B relevant to query A? Answer Yes or No."
+LAYERWISE_CASES: list[dict[str, Any]] = [{}, {"cutoff_layers": [2]}, {"cutoff_layers": [3]}, {"prompt": PROMPT}]
+LIGHTWEIGHT_CASES: list[dict[str, Any]] = [
+    {}, {"cutoff_layers": [3]}, {"compress_ratio": 2, "compress_layers": [1, 3]},
+    {"compress_ratio": 4, "compress_layers": [2]}, {"compress_ratio": 8, "compress_layers": [1], "cutoff_layers": [3]},
+    {"compress_ratio": 2, "compress_layers": [2], "prompt": PROMPT},
+]
+CASES = {"llm-layerwise": LAYERWISE_CASES, "llm-lightweight": LIGHTWEIGHT_CASES}
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tiny_layerwise_dir: Path, tiny_lightweight_dir: Path) -> dict[str, Path]:
+    return {"llm-layerwise": tiny_layerwise_dir, "llm-lightweight": tiny_lightweight_dir}
+
+
+@pytest.fixture(scope="module")
+def expected(model_dirs: dict[str, Path]) -> dict[str, list[list[float]]]:
+    """Every case's reference scores, one reference process per family."""
+    calls = {kind: [{"pairs": [[QUERY, d] for d in DOCS], "options": case} for case in cases]
+             for kind, cases in CASES.items()}
+    return {kind: reference_scores(kind, model_dirs[kind], calls[kind], MAX_LENGTH) for kind in CASES}
+
+
+def ours(model_dir: Path, case: dict[str, Any]) -> np.ndarray:
+    """Our raw scores for a reference case: its layer settings load the model, its prompt is the instruction."""
+    settings = {key: value for key, value in case.items() if key != "prompt"}
+    engine = engine_for(model_dir, **settings)
+    return raw_scores(engine, DOCS, instruction=case.get("prompt"))
+
+
+@pytest.mark.parametrize(("kind", "case"), [(kind, i) for kind, cases in CASES.items() for i in range(len(cases))])
+def test_scores_equal_flagembeddings_reference(kind: str, case: int, model_dirs: dict[str, Path],
+                                               expected: dict[str, list[list[float]]]) -> None:
+    scores = ours(model_dirs[kind], CASES[kind][case])
+    assert np.abs(scores - np.array(expected[kind][case])).max() < TOLERANCE, CASES[kind][case]
+
+
+def test_the_settings_change_the_scores(model_dirs: dict[str, Path], expected: dict[str, list[list[float]]]) -> None:
+    """Each case is a different computation (so each equality above pins one)."""
+    for kind in CASES:
+        rows = np.array(expected[kind])
+        distances = [np.abs(rows[i] - rows[j]).max() for i in range(len(rows)) for j in range(i)]
+        assert min(distances) > 1e-3, kind
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_a_score_never_depends_on_its_batch_mates(kind: str, model_dirs: dict[str, Path]) -> None:
+    engine = engine_for(model_dirs[kind], **({"compress_ratio": 2, "compress_layers": [1, 3]}
+                                             if kind == "llm-lightweight" else {"cutoff_layers": [3]}))
+    pairs = engine.encode(QUERY, DOCS)
+    assert len({len(p) for p in pairs}) > 2  # a mixed-length batch: the short pairs are padded
+    together = engine.logits(pairs)
+    alone = np.array([engine.logits([pair])[0] for pair in pairs])
+    assert np.abs(together - alone).max() < 1e-5
+    assert np.abs(engine.logits(pairs[::-1])[::-1] - alone).max() < 1e-5
+
+
+def test_the_kind_is_detected_from_the_saved_models(model_dirs: dict[str, Path]) -> None:
+    for kind, folder in model_dirs.items():
+        assert read_model_facts(str(folder)).kind == kind
+        assert engine_for(folder).kind == kind
+
+
+@pytest.mark.parametrize(("kind", "layer", "usable"), [("llm-layerwise", 1, "2..4"), ("llm-layerwise", 5, "2..4"),
+                                                       ("llm-lightweight", 0, "2..4")])
+def test_a_layer_without_a_head_is_refused_naming_the_usable_ones(kind: str, layer: int, usable: str,
+                                                                  model_dirs: dict[str, Path]) -> None:
+    with pytest.raises(ModelLoadError, match=f"cutoff_layers \\[{layer}\\] is not one of its scoring layers {usable}"):
+        engine_for(model_dirs[kind], cutoff_layers=[layer])
+
+
+def test_one_cutoff_layer_per_model() -> None:
+    assert Settings(cutoff_layers=28).cutoff_layers == [28]
+    with pytest.raises(ValidationError, match="give one layer"):
+        Settings(cutoff_layers=[24, 28])
+    with pytest.raises(ValidationError, match="compress_ratio"):
+        Settings(compress_ratio=3)
+
+
+def test_the_bundled_model_code_is_never_run(tiny_layerwise_dir: Path, tmp_path: Path) -> None:
+    """Published layerwise models map their classes to their own code (auto_map); rerank-kit reads only their
+    weights, so they load without trust_remote_code and that code (here: one that fails on import) never runs."""
+    folder = tmp_path / "with-code"
+    shutil.copytree(tiny_layerwise_dir, folder)
+    (folder / "modeling_minicpm_reranker.py").write_text("raise RuntimeError('the bundled code ran')\n")
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_minicpm_reranker.LayerWiseMiniCPMForCausalLM"}
+    (folder / "config.json").write_text(json.dumps(config))
+    assert read_model_facts(str(folder)).remote_code
+    scores = raw_scores(engine_for(folder), DOCS)
+    assert np.array_equal(scores, raw_scores(engine_for(tiny_layerwise_dir), DOCS))
