@@ -201,7 +201,8 @@ def test_model_schemas_carry_the_context_size(plugin: PluginProcess, live_server
 
 def test_each_served_model_is_a_dify_model_and_validation_names_them(
         plugin: PluginProcess, multi_model_server: str) -> None:
-    """One server serving five models (one per family): each name is a model of its own; an unknown name lists the served ones."""
+    """One server serving five models (one per family): each name is a model of its own; an unknown name lists
+    the served ones."""
     creds = credentials(multi_model_server)
     for model in ("minilm", "gemma", "qwen3", "minicpm", "gemma2-lite"):
         assert plugin.request(model_request("validate_model_credentials", model, creds)).data["result"] is True

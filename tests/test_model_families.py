@@ -255,7 +255,8 @@ def test_the_documented_and_shipped_model_lists_are_valid_config_files(tmp_path:
     section = (root / "docs" / "server.md").read_text().split("## Several models on one server", 1)[1]
     example = tmp_path / "models.yaml"
     example.write_text(section.split("```yaml\n", 1)[1].split("```", 1)[0])
-    assert [spec.name for spec in read_config(example)] == ["minilm", "bge-m3", "qwen3-reranker", "jina-v2"]
+    assert [spec.name for spec in read_config(example)] == ["minilm", "bge-m3", "qwen3-reranker", "jina-v2",
+                                                          "minicpm-layerwise", "gemma2-lightweight"]
     helm = read_config(root / "deploy" / "helm" / "examples" / "models.yaml")
     assert [(spec.name, spec.lazy_load) for spec in helm] == [("bge-reranker-v2-m3", None), ("qwen3-reranker", True)]
 
