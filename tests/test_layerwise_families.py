@@ -115,3 +115,17 @@ def test_the_bundled_model_code_is_never_run(tiny_layerwise_dir: Path, tmp_path:
     assert read_model_facts(str(folder)).remote_code
     scores = raw_scores(engine_for(folder), DOCS)
     assert np.array_equal(scores, raw_scores(engine_for(tiny_layerwise_dir), DOCS))
+
+
+@pytest.mark.parametrize(("change", "says"), [({"hidden_size": 48}, "size mismatch"),
+                                              ({"num_hidden_layers": None}, "'num_hidden_layers'")])
+def test_a_checkpoint_that_does_not_fit_its_config_is_one_clear_error(change: dict[str, Any], says: str,
+                                                                      tiny_lightweight_dir: Path,
+                                                                      tmp_path: Path) -> None:
+    folder = tmp_path / "changed"
+    shutil.copytree(tiny_lightweight_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(change)
+    (folder / "config.json").write_text(json.dumps({k: v for k, v in config.items() if v is not None}))
+    with pytest.raises(ModelLoadError, match=f"does not match a llm-lightweight model's config.json: .*{says}"):
+        engine_for(folder, kind="llm-lightweight")

@@ -92,7 +92,8 @@ class MiniCPMLayerwise(nn.Module):
         self.embed_tokens = nn.Embedding(config["vocab_size"], hidden)
         self.layers = nn.ModuleList(LlamaDecoderLayer(llama, i) for i in range(cutoff))
         self.norm = LlamaRMSNorm(hidden, eps=llama.rms_norm_eps)
-        self.rotary = LlamaRotaryEmbedding(llama)
+        with torch.device("cpu"):  # computed, not loaded: real even when the rest is built on the meta device
+            self.rotary = LlamaRotaryEmbedding(llama)
         self.head = nn.Linear(hidden, 1, bias=False)
         self.embedding_scale = config.get("scale_emb", 1)
         self.branch_scale = config.get("scale_depth", 1) / math.sqrt(config["num_hidden_layers"])
@@ -131,7 +132,8 @@ class Gemma2Lightweight(nn.Module):
         self.embed_tokens = nn.Embedding(gemma.vocab_size, gemma.hidden_size)
         self.layers = nn.ModuleList(Gemma2DecoderLayer(gemma, i) for i in range(cutoff))
         self.norm = Gemma2RMSNorm(gemma.hidden_size, eps=gemma.rms_norm_eps)
-        self.rotary = Gemma2RotaryEmbedding(gemma)
+        with torch.device("cpu"):  # computed, not loaded: real even when the rest is built on the meta device
+            self.rotary = Gemma2RotaryEmbedding(gemma)
         self.head = nn.Linear(gemma.hidden_size, 1, bias=False)
         self.normalizer = gemma.hidden_size ** 0.5
         self.softcap = gemma.final_logit_softcapping
@@ -181,7 +183,8 @@ def compress_passages(hidden: torch.Tensor, mask: torch.Tensor, query_lengths: t
 
 
 def load(settings: Settings, kind: str) -> LoadedModel:
-    """The checkpoint's embeddings, first `cutoff` layers, final norm and the cut-off layer's head."""
+    """The checkpoint's embeddings, first `cutoff` layers, final norm and the cut-off layer's head: built on the
+    meta device and given the checkpoint's tensors, so a multi-GB model is neither initialised nor held twice."""
     from transformers import AutoTokenizer, PretrainedConfig
 
     device = resolve_device(settings.device)
@@ -191,17 +194,21 @@ def load(settings: Settings, kind: str) -> LoadedModel:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         # an empty config: transformers does not know these model types, and the tokenizer needs none
         tokenizer = AutoTokenizer.from_pretrained(folder, config=PretrainedConfig())
-    cutoff, head = _cutoff_and_head(settings, kind, config)
-    if kind == "llm-layerwise":
-        stack: MiniCPMLayerwise | Gemma2Lightweight = MiniCPMLayerwise(config, cutoff)
-    else:
-        stack = Gemma2Lightweight(config, cutoff, settings.compress_layers, settings.compress_ratio)
-    with explain_load_failure(settings.model):
-        weights = _read_weights(folder, lambda name: _our_name(name, cutoff, head))
-    missing, unexpected = stack.load_state_dict(weights, strict=False)
-    if missing or unexpected:
-        raise ModelLoadError(f"{settings.model}: the checkpoint does not match its {kind} config "
-                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    try:
+        cutoff, head = _cutoff_and_head(settings, kind, config)
+        with torch.device("meta"):
+            if kind == "llm-layerwise":
+                stack: MiniCPMLayerwise | Gemma2Lightweight = MiniCPMLayerwise(config, cutoff)
+            else:
+                stack = Gemma2Lightweight(config, cutoff, settings.compress_layers, settings.compress_ratio)
+        with explain_load_failure(settings.model):
+            weights = _read_weights(folder, lambda name: _our_name(name, cutoff, head))
+        stack.load_state_dict(weights, assign=True)
+    except ModelLoadError:
+        raise
+    except (KeyError, RuntimeError) as exc:  # a config without a field; tensors missing, extra or misshapen
+        raise ModelLoadError(f"{settings.model}: its checkpoint does not match a {kind} model's config.json: "
+                             f"{' '.join(line.strip() for line in str(exc).strip().splitlines()[:2])}") from exc
     stack.to(device, torch.float16 if fp16 else torch.float32).eval()
     log.info("%s: %s, scored at layer %d of %d", settings.model, kind, cutoff, config["num_hidden_layers"])
     return LoadedModel(LayerwiseBackend(stack, device), tokenizer, device, "float16" if fp16 else "float32", kind)
