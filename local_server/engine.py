@@ -48,7 +48,7 @@ class EncodedPair:
     doc: int
     input_ids: list[int]
     token_type_ids: list[int] | None
-    frame: tuple[int, int] = (0, 0)  # tokens before and after the document window (the template's)
+    frame_lengths: tuple[int, int] = (0, 0)  # the template's tokens before and after the document window
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -173,9 +173,9 @@ class RerankEngine:
         batch = {"input_ids": ids, "attention_mask": mask}
         if types is not None:
             batch["token_type_ids"] = types
-        if self.family.marks_segments:  # the names of FlagEmbedding's lightweight reranker
-            batch["query_lengths"] = np.array([p.frame[0] for p in pairs], dtype=np.int64)
-            batch["prompt_lengths"] = np.array([p.frame[1] for p in pairs], dtype=np.int64)
+        if self.family.needs_frame_lengths:  # the names of FlagEmbedding's lightweight reranker
+            batch["query_lengths"] = np.array([p.frame_lengths[0] for p in pairs], dtype=np.int64)
+            batch["prompt_lengths"] = np.array([p.frame_lengths[1] for p in pairs], dtype=np.int64)
         return self.backend.logits(batch)
 
 

@@ -41,7 +41,7 @@ class Family:
     kind: ClassVar[Kind]
     decoder: ClassVar[bool] = True  # a causal LM scored at its last real token (no token types)
     takes_instruction: ClassVar[bool] = False
-    marks_segments: ClassVar[bool] = False  # the backend needs each pair's frame lengths (before, after the document)
+    needs_frame_lengths: ClassVar[bool] = False  # the backend reads each pair's EncodedPair.frame_lengths
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, settings: Settings) -> None:
         self.max_length = settings.max_length
@@ -193,17 +193,13 @@ class LayerwiseLLM(FlagLLM):
 
     kind = "llm-layerwise"
 
-    @property
-    def score_tokens(self) -> tuple[int, ...]:
-        return ()
-
 
 class LightweightLLM(LayerwiseLLM):
     """LightWeightFlagLLMReranker.compute_score (bge-reranker-v2.5-gemma2-lightweight): the same template with
     its own prompt; the backend compresses the passage, so each pair carries its query and prompt lengths."""
 
     kind = "llm-lightweight"
-    marks_segments = True
+    needs_frame_lengths = True
     DEFAULT_PROMPT = "Predict whether passage B contains an answer to query A."
 
 

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_LAYERWISE_KINDS = ("llm-layerwise", "llm-lightweight")  # local_server.backends.layerwise
+
 
 class Backend(Protocol):
     name: str  # "torch" or "onnx": what /info and the start-up line report
@@ -73,7 +75,12 @@ def load_backend(settings: Settings) -> LoadedModel:
     kind = settings.kind or facts.kind
     if settings.backend == "onnx" and kind != "cross-encoder":
         log.warning("the onnx backend serves cross-encoders; %s (%s) runs on torch", settings.model, kind)
-    if kind in ("llm-layerwise", "llm-lightweight"):  # their weights only: the models' bundled code never runs
+    if settings.cutoff_layers and kind not in _LAYERWISE_KINDS:
+        log.warning("%s (%s): cutoff_layers applies to llm-layerwise and llm-lightweight models; ignored",
+                    settings.model, kind)
+    if settings.compress_ratio != 1 and kind != "llm-lightweight":
+        log.warning("%s (%s): compress_ratio applies to llm-lightweight models; ignored", settings.model, kind)
+    if kind in _LAYERWISE_KINDS:  # their weights only: the models' bundled code never runs
         from local_server.backends import layerwise
 
         return layerwise.load(settings, kind)

@@ -24,7 +24,8 @@ import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+import pickle
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,11 @@ from local_server.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_WEIGHT_FILES = ("*.safetensors", "*.bin", "*.json", "*.model", "*.txt")
+_SAFETENSORS, _PYTORCH_BIN = "model*.safetensors", "pytorch_model*.bin"  # Hugging Face's weight file names
+_TOKENIZER_AND_CONFIG = ["*.json", "*.model", "*.txt"]
+# What FlagEmbedding's configs default to when a config.json leaves them out.
+_DEFAULT_START_LAYER = {"llm-layerwise": 8, "llm-lightweight": 28}
+_DEFAULT_LAYER_SEP = 28
 
 
 class LayerwiseBackend:
@@ -171,7 +176,8 @@ def compress_passages(hidden: torch.Tensor, mask: torch.Tensor, query_lengths: t
         padded = passage.new_zeros(groups * ratio, passage.shape[1])
         padded[:passage.shape[0]] = passage
         counts = (passage.shape[0] - torch.arange(groups, device=hidden.device) * ratio).clamp(max=ratio)
-        pooled = padded.view(groups, ratio, -1).sum(dim=1) / counts[:, None].to(hidden.dtype)
+        weights = (1 / counts.to(hidden.dtype))[:, None, None]  # weighted, then summed: token_compress's order
+        pooled = (padded.view(groups, ratio, -1) * weights).sum(dim=1)
         rows.append(torch.cat([hidden[row, :query], pooled, hidden[row, length - prompt:length]]))
     width = max(len(r) for r in rows)
     out = hidden.new_zeros(len(rows), width, hidden.shape[2])
@@ -188,7 +194,7 @@ def load(settings: Settings, kind: str) -> LoadedModel:
     from transformers import AutoTokenizer, PretrainedConfig
 
     device = resolve_device(settings.device)
-    fp16 = use_fp16(settings.fp16, device)
+    dtype = torch.float16 if use_fp16(settings.fp16, device) else torch.float32
     with explain_load_failure(settings.model):
         folder = _local_folder(settings.model)
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
@@ -201,22 +207,29 @@ def load(settings: Settings, kind: str) -> LoadedModel:
                 stack: MiniCPMLayerwise | Gemma2Lightweight = MiniCPMLayerwise(config, cutoff)
             else:
                 stack = Gemma2Lightweight(config, cutoff, settings.compress_layers, settings.compress_ratio)
-        with explain_load_failure(settings.model):
-            weights = _read_weights(folder, lambda name: _our_name(name, cutoff, head))
-        stack.load_state_dict(weights, assign=True)
+        stack.load_state_dict(_read_weights(folder, lambda name: _stack_param_name(name, cutoff, head)), assign=True)
     except ModelLoadError:
         raise
-    except (KeyError, RuntimeError) as exc:  # a config without a field; tensors missing, extra or misshapen
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a field missing or null; tensors that do not fit
         raise ModelLoadError(f"{settings.model}: its checkpoint does not match a {kind} model's config.json: "
                              f"{' '.join(line.strip() for line in str(exc).strip().splitlines()[:2])}") from exc
-    stack.to(device, torch.float16 if fp16 else torch.float32).eval()
+    place(stack, device, dtype)
     log.info("%s: %s, scored at layer %d of %d", settings.model, kind, cutoff, config["num_hidden_layers"])
-    return LoadedModel(LayerwiseBackend(stack, device), tokenizer, device, "float16" if fp16 else "float32", kind)
+    return LoadedModel(LayerwiseBackend(stack, device), tokenizer, device, str(dtype).removeprefix("torch."), kind)
+
+
+def place(stack: MiniCPMLayerwise | Gemma2Lightweight, device: str, dtype: torch.dtype) -> None:
+    """Moves the stack to its device and dtype. FlagEmbedding's MiniCPM computes its rotary tables in fp32 and
+    only rounds the result to fp16; its Gemma 2 rounds the frequencies themselves, as casting everything does."""
+    for name, part in stack.named_children():
+        keep_fp32 = name == "rotary" and isinstance(stack, MiniCPMLayerwise)
+        part.to(device, torch.float32 if keep_fp32 else dtype)
+    stack.eval()
 
 
 def _cutoff_and_head(settings: Settings, kind: str, config: dict[str, Any]) -> tuple[int, str]:
     """The layer to score at (default: the last) and the checkpoint name of the head that scores it."""
-    layers, start = config["num_hidden_layers"], config.get("start_layer", 0)
+    layers, start = config["num_hidden_layers"], config.get("start_layer", _DEFAULT_START_LAYER[kind])
     if kind == "llm-layerwise":
         if config.get("head_type", "simple") != "simple":
             raise ModelLoadError(f"{settings.model}: head_type {config['head_type']!r} has no one-score head; "
@@ -227,12 +240,14 @@ def _cutoff_and_head(settings: Settings, kind: str, config: dict[str, Any]) -> t
     else:
         if not config.get("layer_wise"):
             raise ModelLoadError(f"{settings.model}: layer_wise is false, so it has no one-score heads")
-        usable = list(range(start, layers + 1, config.get("layer_sep", 1)))
+        usable = list(range(start, layers + 1, config.get("layer_sep", _DEFAULT_LAYER_SEP)))
+    if not usable:
+        raise ModelLoadError(f"{settings.model}: no layer has a head (start_layer {start} > {layers} layers)")
     cutoff = settings.cutoff_layers[0] if settings.cutoff_layers else layers
     if cutoff not in usable:
+        step = usable[1] - usable[0] if len(usable) > 1 else 1
         raise ModelLoadError(f"{settings.model}: cutoff_layers [{cutoff}] is not one of its scoring layers "
-                             f"{usable[0]}..{usable[-1]}" + (f" (every {usable[1] - usable[0]})" if
-                                                              len(usable) > 1 and usable[1] - usable[0] > 1 else ""))
+                             f"{usable[0]}..{usable[-1]}" + (f" (every {step})" if step > 1 else ""))
     if kind == "llm-lightweight":
         return cutoff, "lm_head.0.linear_head.weight"
     if config.get("head_multi", True):
@@ -240,7 +255,7 @@ def _cutoff_and_head(settings: Settings, kind: str, config: dict[str, Any]) -> t
     return cutoff, "lm_head.linear_head.weight"
 
 
-def _our_name(name: str, cutoff: int, head: str) -> str | None:
+def _stack_param_name(name: str, cutoff: int, head: str) -> str | None:
     """The stack's parameter name for a checkpoint tensor, or None for one it does not use."""
     if name == head:
         return "head.weight"
@@ -252,32 +267,35 @@ def _our_name(name: str, cutoff: int, head: str) -> str | None:
     return None
 
 
-def _read_weights(folder: Path, rename) -> dict[str, torch.Tensor]:
-    """The tensors `rename` maps, read from the checkpoint's safetensors (or .bin) files; only those are read."""
-    weights: dict[str, torch.Tensor] = {}
-    shards = sorted(folder.glob("*.safetensors"))
-    if shards:
-        from safetensors import safe_open
+def _read_weights(folder: Path, rename: Callable[[str], str | None]) -> dict[str, torch.Tensor]:
+    """The tensors `rename` maps, read from the checkpoint's safetensors (else PyTorch .bin) files; only those."""
+    from safetensors import SafetensorError, safe_open
 
-        for shard in shards:
-            with safe_open(str(shard), framework="pt") as handle:
-                for name in handle.keys():  # noqa: SIM118 (a safetensors handle is no dict)
-                    if (ours := rename(name)) is not None:
-                        weights[ours] = handle.get_tensor(name)
-        return weights
-    for shard in sorted(folder.glob("*.bin")):
-        for name, tensor in torch.load(shard, map_location="cpu", weights_only=True, mmap=True).items():
-            if (ours := rename(name)) is not None:
-                weights[ours] = tensor
-    if not weights:
-        raise OSError(f"no *.safetensors or *.bin weights in {folder}")
+    weights: dict[str, torch.Tensor] = {}
+    shards = sorted(folder.glob(_SAFETENSORS)) or sorted(folder.glob(_PYTORCH_BIN))
+    if not shards:
+        raise ModelLoadError(f"{folder} has no weights ({_SAFETENSORS} or {_PYTORCH_BIN})")
+    for shard in shards:
+        try:
+            if shard.suffix == ".safetensors":
+                with safe_open(str(shard), framework="pt") as handle:
+                    tensors = {name: handle.get_tensor(name) for name in handle.keys()  # noqa: SIM118 (no dict)
+                               if rename(name) is not None}
+            else:
+                tensors = torch.load(shard, map_location="cpu", weights_only=True, mmap=True)
+        except (OSError, SafetensorError, pickle.UnpicklingError, RuntimeError) as exc:
+            raise ModelLoadError(f"cannot read {shard} ({type(exc).__name__}: {exc}): download it again") from exc
+        weights |= {ours: tensor for name, tensor in tensors.items() if (ours := rename(name)) is not None}
     return weights
 
 
 def _local_folder(model: str) -> Path:
-    """The model's folder: itself, or its Hub snapshot (from the cache when offline)."""
+    """The model's folder: itself, or its Hub snapshot (from the cache when offline), with one weight format."""
     if os.path.isdir(model):
         return Path(model)
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(model, allow_patterns=list(_WEIGHT_FILES)))
+    folder = Path(snapshot_download(model, allow_patterns=[*_TOKENIZER_AND_CONFIG, _SAFETENSORS]))
+    if not any(folder.glob(_SAFETENSORS)):
+        folder = Path(snapshot_download(model, allow_patterns=[*_TOKENIZER_AND_CONFIG, _PYTORCH_BIN]))
+    return folder
