@@ -74,7 +74,7 @@ lock:
 	.venv-lock311/bin/pip-compile $(COMPILE) --upgrade --extra server --extra bench --extra dev \
 		-c $(TORCH_CONSTRAINT) -o $(LOCK) pyproject.toml
 	.venv-lock311/bin/pip-compile $(COMPILE) --upgrade -c $(TORCH_CONSTRAINT) -o $(INFINITY_LOCK) requirements/infinity.in
-	.venv-lock311/bin/pip-compile $(COMPILE) --upgrade -c $(TORCH_CONSTRAINT) -o $(REFERENCE_LOCK) requirements/reference.in
+	.venv-lock311/bin/pip-compile $(COMPILE) -c $(TORCH_CONSTRAINT) -o $(REFERENCE_LOCK) requirements/reference.in
 	.venv-lock312/bin/pip-compile $(COMPILE) --upgrade --extra dev -o $(DIFY_LOCK) pyproject.toml dify_plugin/requirements.in
 	.venv-lock312/bin/pip-compile $(COMPILE) --no-annotate -c $(DIFY_LOCK) -o $(PLUGIN_REQUIREMENTS) dify_plugin/requirements.in
 

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     model: str = Field("BAAI/bge-reranker-v2-m3", description="Hub id or local folder of a reranker.")
     kind: Kind | None = Field(None, description="Model family (default: detected from the model's config).")
     instruction: str | None = Field(
-        None, description="Default instruction of the families that take one (llm: the prompt; qwen3).")
+        None, description="Default instruction of the families that take one (the llm families: the prompt; qwen3).")
     trust_remote_code: bool = Field(False, description="Run the model's own code (jina-reranker-v2, gte, ...).")
     cutoff_layers: CutoffLayers | None = Field(
         None, description="llm-layerwise, llm-lightweight: the one layer whose head scores, e.g. [28] "

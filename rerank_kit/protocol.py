@@ -44,8 +44,8 @@ def document_text(document: str | DocumentObject) -> str:
 _NON_BLANK = {"pattern": r"\S", "description": "Must contain a non-whitespace character."}
 
 
-_INSTRUCTION = ("Task instruction for the model families that take one (llm: the prompt; qwen3: <Instruct>); "
-                "cross-encoders ignore it. Unset: the model's default.")
+_INSTRUCTION = ("Task instruction for the model families that take one (llm, llm-layerwise, llm-lightweight: the "
+                "prompt; qwen3: <Instruct>); cross-encoders ignore it. Unset: the model's default.")
 
 
 class RerankRequest(_Wire):
