@@ -23,15 +23,40 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny_model import _byte_level_tokenizer
+from tiny_model import _DECODER_CORPUS, _byte_level_tokenizer
 
 # Four layers with heads from layer 2 on: the tests cut off at 2, 3 and 4 (the last).
 LAYERS, START_LAYER = 4, 2
 
 
+def _sentencepiece_llama_tokenizer(path: Path):
+    """MiniCPM's kind of tokenizer: a SentencePiece BPE (byte fallback) as a Llama tokenizer, saved as both
+    tokenizer.model and the tokenizer.json Hugging Face's converter makes from it, as published repos ship it.
+    Both transformers versions then give the same ids (the template's pieces and the test documents)."""
+    import io
+
+    import sentencepiece
+    from transformers import LlamaTokenizer, LlamaTokenizerFast
+    from transformers.convert_slow_tokenizer import convert_slow_tokenizer
+
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(_DECODER_CORPUS * 5), model_writer=model, vocab_size=600, model_type="bpe",
+        byte_fallback=True, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, character_coverage=1.0,
+        remove_extra_whitespaces=False, minloglevel=2)
+    (path / "tokenizer.model").write_bytes(model.getvalue())
+    roles = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<unk>"}
+    slow = LlamaTokenizer(str(path / "tokenizer.model"), legacy=True, **roles)
+    tokenizer = LlamaTokenizerFast(tokenizer_object=convert_slow_tokenizer(slow),
+                                   vocab_file=str(path / "tokenizer.model"), legacy=True, **roles)
+    tokenizer.save_pretrained(path)
+    return tokenizer
+
+
 def build_layerwise(path: Path) -> None:
     """bge-reranker-v2-minicpm-layerwise's architecture: MiniCPM with scaled embeddings and residual branches,
-    one-output heads for the layers from start_layer on (head_type simple, head_multi)."""
+    one-output heads for the layers from start_layer on (head_type simple, head_multi), and a SentencePiece
+    Llama tokenizer."""
     import torch
     from FlagEmbedding.inference.reranker.decoder_only.models.configuration_minicpm_reranker import (
         LayerWiseMiniCPMConfig,
@@ -40,8 +65,7 @@ def build_layerwise(path: Path) -> None:
         LayerWiseMiniCPMForCausalLM,
     )
 
-    tokenizer = _byte_level_tokenizer(path, special=["<unk>", "<s>", "</s>"], added=[], bos_token="<s>",
-                                      eos_token="</s>", unk_token="<unk>", pad_token="<unk>")
+    tokenizer = _sentencepiece_llama_tokenizer(path)
     config = LayerWiseMiniCPMConfig(
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=LAYERS,
         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024, bos_token_id=tokenizer.bos_token_id,
