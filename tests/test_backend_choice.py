@@ -104,3 +104,50 @@ def test_a_failed_export_falls_back_to_torch(tiny_model_dir: Path, tmp_path: Pat
     assert name == "torch" and np.abs(logits - torch_scores).max() < 1e-6
     (warning,) = ours(caplog, logging.WARNING)
     assert "export of" in warning and "failed (RuntimeError: Exporting the operator" in warning
+
+
+def test_an_export_the_memory_cannot_hold_is_not_tried(tiny_model_dir: Path, tmp_path: Path,
+                                                       torch_scores: np.ndarray, monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """A pod whose memory limit the export would cross is killed, restarts and exports again, forever: `auto`
+    serves torch instead, with the numbers, and caches nothing (with more memory the next start exports);
+    `onnx` tries anyway."""
+    monkeypatch.setattr(onnx_backend, "available_memory_bytes", lambda: 2**20)
+    with caplog.at_level(logging.WARNING, logger="local_server"):
+        name, logits = scores(settings_for(tiny_model_dir, tmp_path))
+    assert name == "torch" and np.abs(logits - torch_scores).max() < 1e-6
+    (warning,) = ours(caplog, logging.WARNING)
+    assert "needs about 0.5 GiB of memory and 0.0 GiB are available (RERANK_BACKEND=onnx tries anyway" in warning
+    assert not (tmp_path / "onnx").exists()  # no export, no cached verdict
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="local_server"):
+        assert scores(settings_for(tiny_model_dir, tmp_path, backend="onnx"))[0] == "onnx"
+    assert any("exporting anyway (RERANK_BACKEND=onnx)" in m for m in ours(caplog, logging.WARNING))
+
+
+def test_the_export_needs_seven_times_the_fp32_weights(tiny_model_dir: Path) -> None:
+    from safetensors.torch import load_file
+
+    parameters = sum(t.numel() for t in load_file(tiny_model_dir / "model.safetensors").values())
+    assert onnx_backend.export_memory_bytes(tiny_model_dir) == 7 * 4 * parameters + 2**29
+
+
+@pytest.mark.parametrize(("files", "expected"), [
+    ({"meminfo": "MemTotal: 16000000 kB\nMemAvailable: 8388608 kB\n"}, 8 * 2**30),
+    ({"meminfo": "MemAvailable: 8388608 kB\n", "memory.max": "4294967296\n", "memory.current": "1073741824\n"},
+     3 * 2**30),  # a cgroup v2 limit (a container, a Kubernetes pod) below what the machine has free
+    ({"meminfo": "MemAvailable: 8388608 kB\n", "memory.max": "max\n", "memory.current": "1073741824\n"}, 8 * 2**30),
+    ({"meminfo": "MemAvailable: 8388608 kB\n", "memory/memory.limit_in_bytes": "2147483648\n",
+      "memory/memory.usage_in_bytes": "1073741824\n"}, 2**30),  # cgroup v1
+    ({"meminfo": "MemAvailable: 8388608 kB\n", "memory/memory.limit_in_bytes": "9223372036854771712\n",
+      "memory/memory.usage_in_bytes": "1073741824\n"}, 8 * 2**30),  # v1 without a limit
+    ({}, None),  # nothing to read (not Linux): no check
+])
+def test_available_memory_is_the_least_of_the_machine_and_the_cgroup(files: dict[str, str], expected: int | None,
+                                                                      tmp_path: Path) -> None:
+    proc, cgroup = tmp_path / "proc", tmp_path / "cgroup"
+    for name, text in files.items():
+        path = proc / name if name == "meminfo" else cgroup / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert onnx_backend.available_memory_bytes(proc, cgroup) == expected
