@@ -184,6 +184,18 @@ def test_the_models_values_are_the_servers_model_settings() -> None:
         objects({"models": [two[0], {"name": "copy", "path": "someone/bge-reranker-v2-m3"}]})
 
 
+def test_a_custom_folder_is_for_a_prefilled_claim_only() -> None:
+    """The init container downloads to /models/<the id's last part>: a model.folder beside it would point the
+    server at a folder nothing fills, so the chart refuses it unless the claim is prefilled."""
+    with pytest.raises(helm.HelmError, match="model.folder my-reranker: the download puts BAAI/bge-reranker-v2-m3 "
+                                             "in /models/bge-reranker-v2-m3"):
+        objects({"model": {"folder": "my-reranker"}})
+    prefilled = {"model": {"folder": "my-reranker", "download": False,
+                           "persistence": {"enabled": True, "existingClaim": "models"}}}
+    server = one(objects(prefilled), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "RERANK_MODEL", "value": "/models/my-reranker"} in server["env"]
+
+
 def test_the_server_runs_with_only_the_volumes_the_chart_makes_writable(
         tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """readOnlyRootFilesystem: the server writes only under /models (HF_HOME, RERANK_CACHE_DIR) and /tmp.
