@@ -27,8 +27,10 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from local_server.backends.torch import resolve_device
 from local_server.batcher import Batcher
 from local_server.dialects import documents_response, ollama_response, tei_response
+from local_server.engine import batch_tokens_for
 from local_server.errors import (
     CLIENT_CLOSED_REQUEST,
     EXPECTED,
@@ -355,7 +357,7 @@ def create_app(settings: Settings, models: ServedModels) -> FastAPI:
             model_id=default.name, model_dtype=engine.dtype if engine else "float32",
             model_type={"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}},
             max_concurrent_requests=settings.max_queue_pairs, max_input_length=own.max_length,
-            max_batch_tokens=engine.batch_tokens if engine else own.max_batch_tokens or 0,
+            max_batch_tokens=engine.batch_tokens if engine else batch_tokens_for(own, resolve_device(own.device)),
             max_client_batch_size=documents_per_request, version=__version__, server="rerank-kit",
             max_docs=documents_per_request, query_max_length=own.effective_query_max_length,
             device=engine.device if engine else None, score_transform="sigmoid", kind=default.kind,

@@ -33,6 +33,11 @@ CPU_BATCH_TOKENS = 2048
 ACCELERATOR_BATCH_TOKENS = 16384
 
 
+def batch_tokens_for(settings: Settings, device: str) -> int:
+    """RERANK_MAX_BATCH_TOKENS, else the default for the device."""
+    return settings.max_batch_tokens or (CPU_BATCH_TOKENS if device == "cpu" else ACCELERATOR_BATCH_TOKENS)
+
+
 class InputTooLongError(ValueError):
     """A pair exceeds max_length and the request asked not to truncate."""
 
@@ -70,8 +75,7 @@ class RerankEngine:
         self.device = model.device
         self.dtype = model.dtype
         self.max_length = settings.max_length
-        self.batch_tokens = settings.max_batch_tokens or (
-            CPU_BATCH_TOKENS if model.device == "cpu" else ACCELERATOR_BATCH_TOKENS)
+        self.batch_tokens = batch_tokens_for(settings, model.device)
         self.max_pairs = settings.effective_max_pairs_per_request
         self.kind = model.kind
         self.family = family_for(model.kind, tokenizer, settings)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -187,8 +188,8 @@ def test_the_models_values_are_the_servers_model_settings() -> None:
 def test_a_custom_folder_is_for_a_prefilled_claim_only() -> None:
     """The init container downloads to /models/<the id's last part>: a model.folder beside it would point the
     server at a folder nothing fills, so the chart refuses it unless the claim is prefilled."""
-    with pytest.raises(helm.HelmError, match="model.folder my-reranker: the download puts BAAI/bge-reranker-v2-m3 "
-                                             "in /models/bge-reranker-v2-m3"):
+    with pytest.raises(helm.HelmError, match=re.escape("model.folder my-reranker: the download puts "
+                                                       "BAAI/bge-reranker-v2-m3 in /models/bge-reranker-v2-m3")):
         objects({"model": {"folder": "my-reranker"}})
     prefilled = {"model": {"folder": "my-reranker", "download": False,
                            "persistence": {"enabled": True, "existingClaim": "models"}}}

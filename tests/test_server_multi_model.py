@@ -19,6 +19,7 @@ import httpx
 import numpy as np
 import pytest
 from flag_reference import reference_scores
+from server_process import running_server, write_models_config
 from test_model_families import DOCS, QUERY, flag_llm_reference, qwen3_model_card
 from tiny_model import LIGHTWEIGHT_OPTIONS, MAX_LENGTH
 
@@ -95,6 +96,18 @@ def test_routing_model_lists_and_unknown_models(server: str) -> None:
     info = httpx.get(f"{server}/info", timeout=10).json()
     assert info["model_id"] == "minilm" and info["models"] == MODELS
     assert info["kind"] == "cross-encoder" and info["max_input_length"] == MAX_LENGTH
+
+
+def test_info_describes_a_lazily_loaded_default_model_before_and_after_it_loads(tiny_model_dir: Path,
+                                                                                tmp_path: Path) -> None:
+    config = write_models_config(tmp_path / "models.yaml", [
+        {"name": "lazy", "path": str(tiny_model_dir), "backend": "torch", "lazy_load": True}])
+    with running_server(tiny_model_dir, config=str(config)) as base_url:
+        before = httpx.get(f"{base_url}/info", timeout=10).json()
+        assert before["model_id"] == "lazy" and before["max_batch_tokens"] == 2048 and "device" not in before
+        assert by_index(rerank(base_url, "lazy")).shape == (len(DOCS),)
+        after = httpx.get(f"{base_url}/info", timeout=10).json()
+        assert after["max_batch_tokens"] == 2048 and after["device"] == "cpu"
 
 
 def test_the_rerank_kit_client_lists_every_served_model(server: str) -> None:
