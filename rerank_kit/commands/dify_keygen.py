@@ -22,8 +22,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         pair = dify_signature.generate_key_pair(args.name)
     except (dify_signature.SignatureError, OSError) as error:
-        sys.stderr.write(f"error: {error}\n")
+        print(f"error: {error}", file=sys.stderr)
         return 1
-    sys.stderr.write(f"wrote {pair.private} (keep it secret: it signs packages) and {pair.public} (give it to Dify)\n")
-    sys.stdout.write(f"{pair.private}\n{pair.public}\n")
+    print(f"wrote {pair.private} (keep it secret: it signs packages) and {pair.public} (give it to Dify)",
+          file=sys.stderr)
+    print(f"{pair.private}\n{pair.public}")
     return 0

@@ -200,7 +200,7 @@ def targets_of(args: argparse.Namespace) -> list[Target]:
 
 
 def _say(line: str) -> None:
-    sys.stderr.write(f"{line}\n")
+    print(line, file=sys.stderr)
 
 
 def _note_interrupts() -> threading.Event:
@@ -241,6 +241,6 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
             continue
         _say(f"ready: {target.model} in {folder} (RERANK_MODEL={folder})")
-        sys.stdout.write(f"{folder}\n")
+        print(folder)
         sys.stdout.flush()
     return 1 if failures else 0

@@ -26,9 +26,9 @@ def run(args: argparse.Namespace) -> int:
                 **dify_signature.public_keys(args.public_key)}
         signature = dify_signature.verify(args.package, keys)
     except dify_signature.SignatureError as error:
-        sys.stderr.write(f"error: {error}\n")
+        print(f"error: {error}", file=sys.stderr)
         return 1
     signed_at = dt.datetime.fromtimestamp(signature.signed_at, dt.UTC).isoformat()
-    sys.stdout.write(f"{args.package}: signature OK (key: {signature.key}; signed {signed_at}; "
-                     f"authorized category: {signature.authorized_category or 'none'})\n")
+    print(f"{args.package}: signature OK (key: {signature.key}; signed {signed_at}; "
+          f"authorized category: {signature.authorized_category or 'none'})")
     return 0
