@@ -3,6 +3,7 @@ API), int8 really is quantised and stays close, and the export is cached and reu
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,20 @@ def test_export_is_cached_and_keyed_by_quantisation(tiny_model_dir, padded_batch
     assert int8.model_path != first.model_path
     assert sorted(p.name for p in (cache_dir / "onnx").iterdir()) == sorted(
         [first.model_path.parent.name, int8.model_path.parent.name])  # no scratch folders left behind
+
+
+def test_int8_quantises_the_cached_fp32_export_without_tracing_again(tiny_model_dir, padded_batch, tmp_path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """The same int8 graph as an int8 export from scratch, without a second trace, fuse and check."""
+    fresh = load_onnx_backend(str(tiny_model_dir), quantize="int8", threads=1, cache_dir=tmp_path / "fresh")
+    reused = tmp_path / "reused"
+    load_onnx_backend(str(tiny_model_dir), quantize="none", threads=1, cache_dir=reused)
+    with caplog.at_level(logging.INFO, logger="local_server"):
+        int8 = load_onnx_backend(str(tiny_model_dir), quantize="int8", threads=1, cache_dir=reused)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("int8 quantisation of the cached fp32 export" in m for m in messages)
+    assert not any("tracing" in m for m in messages)
+    assert np.array_equal(int8.logits(padded_batch), fresh.logits(padded_batch))
 
 
 def test_int8_is_quantised_and_close(tiny_model_dir, padded_batch, torch_logits, cache_dir) -> None:

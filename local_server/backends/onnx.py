@@ -112,7 +112,8 @@ def load_onnx_backend(model: str, *, quantize: Quantize, threads: int | None, ca
         log.info("using cached ONNX model %s", folder / "model.onnx")
         return OnnxBackend(folder / "model.onnx", threads=threads)
     need, available = export_memory_bytes(_local_model_dir(model)), available_memory_bytes()
-    if available is not None and need > available:
+    quantising_only = quantize == "int8" and (_export_dir(model, "none", cache_dir) / "model.onnx").is_file()
+    if available is not None and need > available and not quantising_only:
         shortfall = (f"the ONNX export of {model} needs about {need / 2**30:.1f} GiB of memory and "
                      f"{available / 2**30:.1f} GiB are available")
         if not forced:  # not cached: the next start, with more memory, exports
@@ -195,7 +196,8 @@ def _cache_key(model_dir: Path, quantize: Quantize) -> str:
 
 def _build(model: str, quantize: Quantize, cache_dir: Path) -> Path:
     """Export, fuse, verify and (for int8) quantise in a scratch folder, then move it into place; its
-    model.onnx. A failed or disagreeing export is cached as a rejection and raised as ExportRejectedError."""
+    model.onnx. A failed or disagreeing export is cached as a rejection and raised as ExportRejectedError.
+    int8 with the verified fp32 export already cached only quantises that."""
     root = Path(cache_dir) / "onnx"
     root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -203,6 +205,13 @@ def _build(model: str, quantize: Quantize, cache_dir: Path) -> Path:
         work = Path(scratch)
         out = work / "out"
         out.mkdir()
+        verified_fp32 = _export_dir(model, "none", cache_dir) / "model.onnx"
+        if quantize == "int8" and verified_fp32.is_file():  # traced, fused and checked already: quantise that
+            log.info("ONNX export: int8 quantisation of the cached fp32 export %s", verified_fp32)
+            quantize_int8(verified_fp32, out / "model.onnx")
+            target = _export_dir(model, quantize, cache_dir)
+            _move_into_place(out, target)
+            return target / "model.onnx"
         try:
             _export_verified(model, work, out / "model.onnx", quantize)
         except ExportRejectedError as exc:
