@@ -5,6 +5,7 @@ that verdict is cached; `torch` and `onnx` force a backend."""
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,12 @@ def ours(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
 
 def settings_for(model: Path, cache: Path, **overrides: object) -> Settings:
     return Settings(model=str(model), offline=True, cache_dir=cache, **overrides)
+
+
+def export_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the export in this process, where the test's patched steps are (the server exports in a child)."""
+    monkeypatch.setattr(onnx_backend, "_build_in_child",
+                        lambda model, quantize, cache_dir, threads: onnx_backend._build(model, quantize, cache_dir))
 
 
 @pytest.fixture()
@@ -76,6 +83,7 @@ def test_a_disagreeing_export_falls_back_to_torch_once_and_for_all(
         fused.append(target)
 
     monkeypatch.setattr(onnx_backend, "_fuse", broken_fuse)
+    export_here(monkeypatch)
     settings = settings_for(tiny_model_dir, tmp_path)
     with caplog.at_level(logging.WARNING, logger="local_server"):
         name, logits = scores(settings)
@@ -99,11 +107,36 @@ def test_a_failed_export_falls_back_to_torch(tiny_model_dir: Path, tmp_path: Pat
         raise RuntimeError("Exporting the operator 'aten::fancy_attention' to ONNX opset 17 is not supported")
 
     monkeypatch.setattr(onnx_backend, "_export", unsupported)
+    export_here(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="local_server"):
         name, logits = scores(settings_for(tiny_model_dir, tmp_path))
     assert name == "torch" and np.abs(logits - torch_scores).max() < 1e-6
     (warning,) = ours(caplog, logging.WARNING)
     assert "export of" in warning and "failed (RuntimeError: Exporting the operator" in warning
+
+
+def test_an_export_process_that_dies_leaves_the_server_on_torch(tiny_model_dir: Path, tmp_path: Path,
+                                                               torch_scores: np.ndarray,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """The export runs in a child process: killed (here by SIGKILL), the server serves torch, says so, and
+    caches that verdict like any failed export."""
+    killed = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
+    monkeypatch.setattr(onnx_backend, "_export_command", lambda: killed)
+    with caplog.at_level(logging.WARNING, logger="local_server"):
+        name, logits = scores(settings_for(tiny_model_dir, tmp_path))
+    assert name == "torch" and np.abs(logits - torch_scores).max() < 1e-6
+    (warning,) = ours(caplog, logging.WARNING)
+    assert "ended without an answer (exit code -9, signal 9: out of memory?)" in warning
+    assert len(list((tmp_path / "onnx").glob(f"*/{onnx_backend._REJECTED}"))) == 1
+
+
+def test_the_export_runs_in_its_own_process_and_its_progress_reaches_the_servers_log(
+        tiny_model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="local_server"):
+        assert scores(settings_for(tiny_model_dir, tmp_path))[0] == "onnx"
+    steps = [r for r in caplog.records if r.getMessage().startswith("ONNX export")]
+    assert len(steps) >= 3 and {r.processName for r in steps} == {"onnx-export"}
 
 
 def test_an_export_the_memory_cannot_hold_is_not_tried(tiny_model_dir: Path, tmp_path: Path,
@@ -125,11 +158,11 @@ def test_an_export_the_memory_cannot_hold_is_not_tried(tiny_model_dir: Path, tmp
     assert any("exporting anyway (RERANK_BACKEND=onnx)" in m for m in ours(caplog, logging.WARNING))
 
 
-def test_the_export_needs_seven_times_the_fp32_weights(tiny_model_dir: Path) -> None:
+def test_the_export_needs_eight_times_the_fp32_weights(tiny_model_dir: Path) -> None:
     from safetensors.torch import load_file
 
     parameters = sum(t.numel() for t in load_file(tiny_model_dir / "model.safetensors").values())
-    assert onnx_backend.export_memory_bytes(tiny_model_dir) == 7 * 4 * parameters + 2**29
+    assert onnx_backend.export_memory_bytes(tiny_model_dir) == 8 * 4 * parameters + 2**29
 
 
 @pytest.mark.parametrize(("files", "expected"), [
