@@ -24,6 +24,7 @@ import math
 import os
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from typing import Literal
 
 import numpy as np
 
+from local_server import memory
 from local_server.backends import LoadedModel, ModelLoadError, explain_load_failure, require_one_logit
 from local_server.settings import Settings
 
@@ -43,6 +45,9 @@ _EXPORT_RECIPE = 2  # bump when the export/fuse/verify/quantise steps change, so
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")
 VERIFY_TOLERANCE = 1e-4  # max |logit difference| between the fused fp32 graph and torch on the check pairs
 _REJECTED = "rejected.json"
+_JOB_VARIABLE = "RERANK_KIT_EXPORT_JOB"
+_IMPORT_ROOT = Path(__file__).resolve().parents[2]  # where `import local_server` finds this package
+_ONE_EXPORT_AT_A_TIME = threading.RLock()  # re-entered by the retry after waiting
 # The check pairs: short and long, one that truncates, so padding and the dynamic axes are exercised.
 _CHECK_PAIRS = [
     ("what is a cross-encoder?", "A cross-encoder reads the query and the passage together and scores them."),
@@ -113,18 +118,21 @@ def load_onnx_backend(model: str, *, quantize: Quantize, threads: int | None, ca
     if (folder / "model.onnx").is_file():
         log.info("using cached ONNX model %s", folder / "model.onnx")
         return OnnxBackend(folder / "model.onnx", threads=threads)
-    need, available = export_memory_bytes(_local_model_dir(model)), available_memory_bytes()
-    quantising_only = quantize == "int8" and (_export_dir(model, "none", cache_dir) / "model.onnx").is_file()
-    if available is not None and need > available and not quantising_only:
-        shortfall = (f"the ONNX export of {model} needs about {need / 2**30:.1f} GiB of memory and "
-                     f"{available / 2**30:.1f} GiB are available")
-        if not forced:  # not cached: the next start, with more memory, exports
-            raise ExportRejectedError(f"{shortfall} (RERANK_BACKEND=onnx tries anyway; or export on a bigger "
-                                      "machine and copy RERANK_CACHE_DIR)")
-        log.warning("%s; exporting anyway (RERANK_BACKEND=onnx)", shortfall)
-    log.info("exporting %s to ONNX Runtime %s, once (a minute or two for a base-size model); cached under %s",
-             model, "int8" if quantize == "int8" else "fp32", Path(cache_dir) / "onnx")
-    return OnnxBackend(_build_in_child(model, quantize, Path(cache_dir), threads), threads=threads)
+    with _ONE_EXPORT_AT_A_TIME:  # two lazily loaded models must not both pass the memory check, then both export
+        if (folder / "model.onnx").is_file() or (folder / _REJECTED).is_file():  # exported while we waited
+            return load_onnx_backend(model, quantize=quantize, threads=threads, cache_dir=cache_dir, forced=forced)
+        need, available = export_memory_bytes(_local_model_dir(model)), memory.available_bytes()
+        quantising_only = quantize == "int8" and (_export_dir(model, "none", cache_dir) / "model.onnx").is_file()
+        if available is not None and need > available and not quantising_only:
+            shortfall = (f"the ONNX export of {model} needs about {need / 2**30:.1f} GiB of memory and "
+                         f"{available / 2**30:.1f} GiB are available")
+            if not forced:  # not cached: the next start, with more memory, exports
+                raise ExportRejectedError(f"{shortfall} (RERANK_BACKEND=onnx tries anyway; or export on a bigger "
+                                          "machine and copy RERANK_CACHE_DIR)")
+            log.warning("%s; exporting anyway (RERANK_BACKEND=onnx)", shortfall)
+        log.info("exporting %s to ONNX Runtime %s, once (a minute or two for a base-size model); cached under %s",
+                 model, "int8" if quantize == "int8" else "fp32", Path(cache_dir) / "onnx")
+        return OnnxBackend(_build_in_child(model, quantize, Path(cache_dir), threads), threads=threads)
 
 
 def export_memory_bytes(model_dir: Path) -> int:
@@ -135,38 +143,24 @@ def export_memory_bytes(model_dir: Path) -> int:
 
 
 def _fp32_weight_bytes(model_dir: Path) -> int:
-    """4 bytes per parameter, counted from the safetensors headers (else the .bin files' size)."""
-    shards = sorted(model_dir.glob("*.safetensors"))
-    if not shards:
-        return sum(path.stat().st_size for path in model_dir.glob("*.bin"))
-    parameters = 0
-    for shard in shards:
-        with shard.open("rb") as handle:
-            header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
-        parameters += sum(math.prod(entry["shape"]) for name, entry in header.items() if name != "__metadata__")
-    return 4 * parameters
-
-
-def available_memory_bytes(proc: Path = Path("/proc"), cgroup: Path = Path("/sys/fs/cgroup")) -> int | None:
-    """Memory this process can still take: the least of the machine's MemAvailable and what its cgroup's limit
-    leaves (a container's or a Kubernetes pod's limit, where going over gets the process killed). None where
-    none of these is readable (not Linux)."""
-    candidates = []
+    """4 bytes per parameter: counted from the safetensors headers, else the .bin files' size, else (a hub
+    snapshot whose weights are not fetched yet) estimated from config.json's shape."""
     try:
-        meminfo = (proc / "meminfo").read_text()
-        candidates.append(int(meminfo.split("MemAvailable:", 1)[1].split()[0]) * 1024)
-    except (OSError, IndexError, ValueError):
-        pass
-    for limit_file, usage_file in (("memory.max", "memory.current"),  # cgroup v2
-                                   ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):  # v1
-        try:
-            limit, usage = (cgroup / limit_file).read_text().strip(), (cgroup / usage_file).read_text().strip()
-        except OSError:
-            continue
-        if limit.isdigit() and int(limit) < 2**60:  # "max" or v1's huge number: no limit
-            candidates.append(max(0, int(limit) - int(usage)))
-        break
-    return min(candidates) if candidates else None
+        parameters = 0
+        for shard in sorted(model_dir.glob("*.safetensors")):
+            with shard.open("rb") as handle:
+                header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
+            parameters += sum(math.prod(entry["shape"]) for name, entry in header.items() if name != "__metadata__")
+        if parameters:
+            return 4 * parameters
+        if sized := sum(path.stat().st_size for path in model_dir.glob("*.bin")):
+            return sized
+        config = json.loads((model_dir / "config.json").read_text())
+        hidden, ffn = config["hidden_size"], config.get("intermediate_size", 4 * config["hidden_size"])
+        embeddings = config["vocab_size"] + config.get("max_position_embeddings", 512)
+        return 4 * (embeddings * hidden + config["num_hidden_layers"] * (4 * hidden**2 + 2 * hidden * ffn))
+    except (OSError, ValueError, KeyError, TypeError):  # unreadable: no estimate, no check
+        return 0
 
 
 def _export_dir(model: str, quantize: Quantize, cache_dir: Path) -> Path:
@@ -199,44 +193,59 @@ def _cache_key(model_dir: Path, quantize: Quantize) -> str:
 def _build_in_child(model: str, quantize: Quantize, cache_dir: Path, threads: int | None) -> Path:
     """_build in a child process (the same Python, `_export_main`), its log lines relayed here.
 
-    The server keeps none of the export's memory (measured for the XLM-R-base shape: 3.8 GB resident after an
-    in-process export, 1.5 GB when the export ran elsewhere), and an export that crashes (a segfault, an
-    out-of-memory kill) leaves the server up: that is cached as a rejection like any failed export.
+    The server keeps none of the export's memory (measured for the XLM-R-base shape: 1.4 GB resident after a
+    first start, where an export in the server's own process left 3.8 GB), and an export that fails in any way
+    leaves the server serving (on torch under `auto`). A child killed by SIGKILL (the out-of-memory killer) is
+    cached as a rejection like any failed export; any other end is not: the next start tries again.
     """
     import subprocess
 
     job = json.dumps({"model": model, "quantize": quantize, "cache_dir": str(cache_dir), "threads": threads})
-    child = subprocess.Popen(_export_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert child.stdin is not None and child.stdout is not None
-    child.stdin.write(job)
-    child.stdin.close()
-    outcome = None
-    for line in child.stdout:  # one JSON object per line: a log record, then the outcome
-        message = json.loads(line)
-        if "outcome" in message:
-            outcome = message
-            continue
-        logger = logging.getLogger(message["name"])
-        if logger.isEnabledFor(message["levelno"]):
-            logger.handle(logging.makeLogRecord({**message, "processName": "onnx-export"}))
-    code = child.wait()
+    path = os.pathsep.join(filter(None, [str(_IMPORT_ROOT), os.environ.get("PYTHONPATH")]))
+    outcome: dict | None = None
+    with subprocess.Popen(_export_command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+                          env={**os.environ, _JOB_VARIABLE: job, "PYTHONPATH": path}) as child:
+        try:
+            for line in child.stdout or ():  # one JSON object per line: log records, then the outcome
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    message = None
+                if not isinstance(message, dict):  # printed before the protocol took stdout over
+                    sys.stderr.write(line)
+                elif "outcome" in message:
+                    outcome = message
+                else:
+                    _relay(message)
+            code = child.wait()
+        except BaseException:
+            child.kill()
+            raise
     if outcome is None:
         reason = f"the ONNX export of {model} ended without an answer (exit code {code}" + (
-            f", signal {-code}: out of memory?)" if code < 0 else ")")
-        folder = _export_dir(model, quantize, cache_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / _REJECTED).write_text(json.dumps({"reason": reason}))
+            ", killed: out of memory?)" if code == -9 else ")")
+        if code == -9:
+            folder = _export_dir(model, quantize, cache_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / _REJECTED).write_text(json.dumps({"reason": reason}))
         raise ExportRejectedError(reason)
-    if outcome["outcome"] == "rejected":
-        raise ExportRejectedError(outcome["message"])
+    if outcome["outcome"] == "built":
+        return Path(outcome["path"])
     if outcome["outcome"] == "load-error":
         raise ModelLoadError(outcome["message"])
-    return Path(outcome["path"])
+    raise ExportRejectedError(outcome["message"])
+
+
+def _relay(message: dict) -> None:
+    logger = logging.getLogger(message["name"])
+    if logger.isEnabledFor(message["levelno"]):
+        logger.handle(logging.makeLogRecord({**message, "processName": "onnx-export"}))
 
 
 def _export_command() -> list[str]:
-    """The export process: this module under its own name (its loggers' names are the server's)."""
-    return [sys.executable, "-c", "from local_server.backends.onnx import _export_main; _export_main()"]
+    """The export process: this module under its own name (its loggers' names are the server's); -P keeps the
+    working directory off its path, _IMPORT_ROOT (in PYTHONPATH) puts this very package on it."""
+    return [sys.executable, "-P", "-c", "from local_server.backends.onnx import _export_main; _export_main()"]
 
 
 class _JsonLines(logging.Handler):
@@ -248,29 +257,35 @@ class _JsonLines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         line = {"name": record.name, "levelno": record.levelno, "levelname": record.levelname,
-                "msg": record.getMessage(), "created": record.created}
+                "msg": record.getMessage(), "created": record.created, "msecs": record.msecs,
+                "exc_text": logging.Formatter().formatException(record.exc_info) if record.exc_info else None}
         self.stream.write(json.dumps(line) + "\n")
 
 
 def _export_main() -> None:
-    """The export process: _build on the job read from stdin; its log records and its outcome on stdout, which
-    is this protocol's alone (anything else printed, by Python or a library's C code, goes to stderr)."""
-    job = json.loads(sys.stdin.read())
+    """The export process: _build on the job in its environment; its log records and its outcome on stdout,
+    which is this protocol's alone (anything else printed, by Python or a library's C code, goes to stderr)."""
+    job = json.loads(os.environ[_JOB_VARIABLE])
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     logging.basicConfig(level=logging.INFO, handlers=[_JsonLines(protocol)], force=True)
-    if job["threads"]:
-        import torch
-
-        torch.set_num_threads(job["threads"])
     try:
+        if job["threads"]:
+            import torch
+
+            torch.set_num_threads(job["threads"])
         outcome = {"outcome": "built", "path": str(_build(job["model"], job["quantize"], Path(job["cache_dir"])))}
     except ExportRejectedError as exc:
         outcome = {"outcome": "rejected", "message": str(exc)}
     except ModelLoadError as exc:
         outcome = {"outcome": "load-error", "message": str(exc)}
+    except Exception as exc:  # not a verdict on the model (a full disk, a bug): reported, not cached
+        outcome = {"outcome": "failed", "message": f"the ONNX export of {job['model']} failed in its process "
+                                                   f"({type(exc).__name__}: {exc})"}
     protocol.write(json.dumps(outcome) + "\n")
+    protocol.flush()
+    os._exit(0)  # no interpreter shutdown: a library's threads cannot keep the server waiting
 
 
 def _build(model: str, quantize: Quantize, cache_dir: Path) -> Path:
