@@ -4,6 +4,7 @@ The tests call `build_tiny` and `reference_scores`, which run this file with the
 (`make test` names it in RERANK_KIT_REFERENCE_PYTHON; requirements/reference.in):
 
     python tests/flag_reference.py build llm-layerwise DIR     # a tiny LayerWiseMiniCPMForCausalLM
+    python tests/flag_reference.py build llm-layerwise-one-head DIR  # the same with one head for all layers
     python tests/flag_reference.py build llm-lightweight DIR   # a tiny CostWiseGemmaForCausalLM
     python tests/flag_reference.py score KIND DIR < calls.json  # compute_score per call, JSON on stdout
 
@@ -53,10 +54,10 @@ def _sentencepiece_llama_tokenizer(path: Path):
     return tokenizer
 
 
-def build_layerwise(path: Path) -> None:
+def build_layerwise(path: Path, *, head_multi: bool = True) -> None:
     """bge-reranker-v2-minicpm-layerwise's architecture: MiniCPM with scaled embeddings and residual branches,
-    one-output heads for the layers from start_layer on (head_type simple, head_multi), and a SentencePiece
-    Llama tokenizer."""
+    one-output heads for the layers from start_layer on (head_type simple; head_multi: one head per layer, else
+    one shared by all), and a SentencePiece Llama tokenizer."""
     import torch
     from FlagEmbedding.inference.reranker.decoder_only.models.configuration_minicpm_reranker import (
         LayerWiseMiniCPMConfig,
@@ -70,7 +71,7 @@ def build_layerwise(path: Path) -> None:
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=LAYERS,
         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id, scale_emb=12, dim_model_base=8, scale_depth=1.4, start_layer=START_LAYER,
-        head_type="simple", head_multi=True, tie_word_embeddings=False, initializer_range=0.3)
+        head_type="simple", head_multi=head_multi, tie_word_embeddings=False, initializer_range=0.3)
     config.architectures = ["LayerWiseMiniCPMForCausalLM"]
     torch.manual_seed(0)
     LayerWiseMiniCPMForCausalLM(config).eval().save_pretrained(path)
@@ -124,7 +125,8 @@ def _run(*args: str, stdin: str | None = None) -> str:
 
 
 def build_tiny(kind: str, path: Path) -> Path:
-    """A tiny model of `kind` (llm-layerwise, llm-lightweight) saved to `path` by FlagEmbedding's own class."""
+    """A tiny model of `kind` (llm-layerwise, llm-layerwise-one-head, llm-lightweight) saved to `path` by
+    FlagEmbedding's own class."""
     _run("build", kind, str(path))
     return path
 
@@ -139,7 +141,10 @@ def main() -> None:
     path = Path(folder)
     if command == "build":
         path.mkdir(parents=True, exist_ok=True)
-        (build_layerwise if kind == "llm-layerwise" else build_lightweight)(path)
+        if kind == "llm-lightweight":
+            build_lightweight(path)
+        else:
+            build_layerwise(path, head_multi=kind != "llm-layerwise-one-head")
     else:
         answer = score(kind, path, json.load(sys.stdin))
         sys.stdout.write(json.dumps(answer))

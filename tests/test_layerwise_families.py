@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from flag_reference import reference_scores
+from flag_reference import build_tiny, reference_scores
 from pydantic import ValidationError
 from test_model_families import DOCS, QUERY, TOLERANCE, engine_for, raw_scores
 from tiny_model import MAX_LENGTH
@@ -187,3 +187,13 @@ def test_settings_for_another_family_are_ignored_with_a_warning(tiny_llm_dir: Pa
         engine_for(tiny_llm_dir, cutoff_layers=[2], compress_ratio=2)
     assert "cutoff_layers applies to llm-layerwise and llm-lightweight models; ignored" in caplog.text
     assert "compress_ratio applies to llm-lightweight models; ignored" in caplog.text
+
+
+def test_a_layerwise_model_with_one_shared_head_equals_flagembeddings_reference(tmp_path: Path) -> None:
+    """head_multi false: LayerWiseMiniCPMForCausalLM's other layout, one head that scores every layer."""
+    folder = build_tiny("llm-layerwise-one-head", tmp_path / "one-head")
+    cases: list[dict[str, Any]] = [{}, {"cutoff_layers": [3]}]
+    expected = reference_scores("llm-layerwise", folder, [{"pairs": [[QUERY, d] for d in DOCS], "options": case}
+                                                          for case in cases], MAX_LENGTH)
+    for case, reference in zip(cases, expected, strict=True):
+        assert np.abs(ours(folder, case) - np.array(reference)).max() < TOLERANCE, case
