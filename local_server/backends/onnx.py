@@ -47,7 +47,7 @@ VERIFY_TOLERANCE = 1e-4  # max |logit difference| between the fused fp32 graph a
 _REJECTED = "rejected.json"
 _JOB_VARIABLE = "RERANK_KIT_EXPORT_JOB"
 _IMPORT_ROOT = Path(__file__).resolve().parents[2]  # where `import local_server` finds this package
-_ONE_EXPORT_AT_A_TIME = threading.RLock()  # re-entered by the retry after waiting
+_ONE_EXPORT_AT_A_TIME = threading.Lock()
 # The check pairs: short and long, one that truncates, so padding and the dynamic axes are exercised.
 _CHECK_PAIRS = [
     ("what is a cross-encoder?", "A cross-encoder reads the query and the passage together and scores them."),
@@ -112,15 +112,11 @@ def load_onnx_backend(model: str, *, quantize: Quantize, threads: int | None, ca
     if quantize not in ("none", "int8"):
         raise ValueError(f"quantize must be 'none' or 'int8', not {quantize!r}")
     folder = _export_dir(model, quantize, cache_dir)
-    if (folder / _REJECTED).is_file():
-        raise ExportRejectedError(json.loads((folder / _REJECTED).read_text())["reason"] + " (cached verdict: "
-                                  f"delete {folder} to try again)")
-    if (folder / "model.onnx").is_file():
-        log.info("using cached ONNX model %s", folder / "model.onnx")
-        return OnnxBackend(folder / "model.onnx", threads=threads)
+    if cached := _open_cached(folder, threads):
+        return cached
     with _ONE_EXPORT_AT_A_TIME:  # two lazily loaded models must not both pass the memory check, then both export
-        if (folder / "model.onnx").is_file() or (folder / _REJECTED).is_file():  # exported while we waited
-            return load_onnx_backend(model, quantize=quantize, threads=threads, cache_dir=cache_dir, forced=forced)
+        if cached := _open_cached(folder, threads):  # exported (or rejected) while this one waited
+            return cached
         need, available = export_memory_bytes(_local_model_dir(model)), memory.available_bytes()
         quantising_only = quantize == "int8" and (_export_dir(model, "none", cache_dir) / "model.onnx").is_file()
         if available is not None and need > available and not quantising_only:
@@ -133,6 +129,17 @@ def load_onnx_backend(model: str, *, quantize: Quantize, threads: int | None, ca
         log.info("exporting %s to ONNX Runtime %s, once (a minute or two for a base-size model); cached under %s",
                  model, "int8" if quantize == "int8" else "fp32", Path(cache_dir) / "onnx")
         return OnnxBackend(_build_in_child(model, quantize, Path(cache_dir), threads), threads=threads)
+
+
+def _open_cached(folder: Path, threads: int | None) -> OnnxBackend | None:
+    """The cached export's session; ExportRejectedError for a cached rejection; None when neither is there."""
+    if (folder / _REJECTED).is_file():
+        raise ExportRejectedError(json.loads((folder / _REJECTED).read_text())["reason"] + " (cached verdict: "
+                                  f"delete {folder} to try again)")
+    if (folder / "model.onnx").is_file():
+        log.info("using cached ONNX model %s", folder / "model.onnx")
+        return OnnxBackend(folder / "model.onnx", threads=threads)
+    return None
 
 
 def export_memory_bytes(model_dir: Path) -> int:
