@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
+from other_pythons import python_named_by
 
 PROVIDER = "local_reranker"
 QUERY = "what is the capital of france"
@@ -28,11 +28,8 @@ REPLY_TIMEOUT = 60.0
 
 def require_dify_python() -> str:
     """The Python 3.12 with dify-plugin 0.10.x that `make test` names in RERANK_KIT_DIFY_PYTHON."""
-    python = os.environ.get("RERANK_KIT_DIFY_PYTHON")
-    if not python:
-        pytest.fail("RERANK_KIT_DIFY_PYTHON is not set: point it at a Python 3.12 with dify-plugin 0.10.x "
-                    "(`make test` sets it to .venv-dify/bin/python)")
-    return python
+    return python_named_by("RERANK_KIT_DIFY_PYTHON", "a Python 3.12 with dify-plugin 0.10.x "
+                                                     "(`make test` sets it to .venv-dify/bin/python)")
 
 
 def unpack(package: Path, root: Path) -> Path:

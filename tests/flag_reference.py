@@ -16,7 +16,6 @@ checkpoints have exactly the layout of the published ones.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -107,13 +106,10 @@ def score(kind: str, path: Path, request: dict) -> list[list[float]]:
 
 
 def reference_python() -> str:
-    python = os.environ.get("RERANK_KIT_REFERENCE_PYTHON")
-    if not python:
-        import pytest
+    from other_pythons import python_named_by  # imports pytest, which the reference venv does not have
 
-        pytest.fail("RERANK_KIT_REFERENCE_PYTHON is not set: point it at the Python of a venv installed from "
-                    "requirements/reference-py311.lock (`make test` builds .venv-reference)")
-    return python
+    return python_named_by("RERANK_KIT_REFERENCE_PYTHON", "the Python of a venv installed from "
+                           "requirements/reference-py311.lock (`make test` builds .venv-reference)")
 
 
 def _run(*args: str, stdin: str | None = None) -> str:
