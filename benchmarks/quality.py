@@ -29,7 +29,7 @@ def evaluate(model_dir: Path, cache_dir: Path, *, sweep: bool = True, queries: i
     held-out queries (the first `queries` of them when given)."""
     from transformers import AutoTokenizer
 
-    from local_server.backends.onnx import load_onnx_backend
+    from local_server.backends.onnx_runtime import load_onnx_backend
 
     held_out = judged_sets()[1][:queries]
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -74,7 +74,7 @@ def _sensitivity(fp32_graph: Path, held_out: list[Judged], batches: list[dict],
     """int8 with one part kept in fp32, for each part (every layer, the embeddings, pooler + head)."""
     import onnx
 
-    from local_server.backends.onnx import OnnxBackend, quantize_int8
+    from local_server.backends.onnx_runtime import OnnxBackend, int8
 
     nodes = [n.name for n in onnx.load(str(fp32_graph), load_external_data=False).graph.node]
     parts = {"nothing (all int8)": []}
@@ -87,7 +87,7 @@ def _sensitivity(fp32_graph: Path, held_out: list[Judged], batches: list[dict],
     with tempfile.TemporaryDirectory() as scratch:
         for label, keep in parts.items():
             target = Path(scratch) / "model.onnx"
-            quantize_int8(fp32_graph, target, keep_fp32=keep)
+            int8.quantize(fp32_graph, target, variant=int8.variant_for_this_cpu(), keep_fp32=keep)
             backend = OnnxBackend(target, threads=None)
             out[label] = _metrics(held_out, [backend.logits(b) for b in batches], reference)
     return out

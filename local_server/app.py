@@ -361,7 +361,8 @@ def create_app(settings: Settings, models: ServedModels) -> FastAPI:
             max_client_batch_size=documents_per_request, version=__version__, server="rerank-kit",
             max_docs=documents_per_request, query_max_length=own.effective_query_max_length,
             device=engine.device if engine else None, score_transform="sigmoid", kind=default.kind,
-            models=models.names,
+            models=models.names, backend=engine.backend.name if engine else None,
+            backend_note=engine.note if engine else None,
         ))
 
     created = int(time.time())
@@ -372,7 +373,8 @@ def create_app(settings: Settings, models: ServedModels) -> FastAPI:
     async def list_models() -> Response:
         return json_response(ModelList(data=[
             ModelCard(id=model.name, created=created, type="rerank", max_input_length=model.settings.max_length,
-                      kind=model.kind) for model in models.models]))
+                      kind=model.kind, backend_note=model.engine.note if model.engine else None)
+            for model in models.models]))
 
     @app.get("/metrics", tags=["meta"], response_class=Response,
              responses={200: {"description": "Prometheus text format",

@@ -74,6 +74,7 @@ class RerankEngine:
         self.backend = model.backend
         self.device = model.device
         self.dtype = model.dtype
+        self.note = model.note
         self.max_length = settings.max_length
         self.batch_tokens = batch_tokens_for(settings, model.device)
         self.max_pairs = settings.effective_max_pairs_per_request

@@ -190,6 +190,7 @@ class ModelCard(_Wire):
     type: str | None = None
     max_input_length: int | None = None
     kind: str | None = None  # rerank-kit: the model family (cross-encoder, llm, qwen3, ...)
+    backend_note: str | None = None  # rerank-kit: why it is served otherwise than asked (int8 refused on this CPU)
 
 
 class ModelList(_Wire):
@@ -226,6 +227,8 @@ class ServerInfo(_Wire):
     score_transform: str | None = None
     kind: str | None = None
     models: list[str] | None = None  # rerank-kit: every served model's name, the default (model_id) first
+    backend: str | None = None  # rerank-kit: what scores the default model (onnx, torch)
+    backend_note: str | None = None  # rerank-kit: why it is served otherwise than asked (int8 refused on this CPU)
 
     @property
     def is_reranker(self) -> bool:

@@ -4,6 +4,7 @@ that verdict is cached; `torch` and `onnx` force a backend."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -13,8 +14,8 @@ import onnx
 import pytest
 
 from local_server import memory
-from local_server.backends import ModelLoadError, load_backend
-from local_server.backends import onnx as onnx_backend
+from local_server.backends import ModelLoadError, load_backend, onnx_runtime
+from local_server.backends.onnx_runtime import child, export
 from local_server.engine import RerankEngine
 from local_server.settings import Settings
 
@@ -38,8 +39,14 @@ def settings_for(model: Path, cache: Path, **overrides: object) -> Settings:
 
 def export_here(monkeypatch: pytest.MonkeyPatch) -> None:
     """Run the export in this process, where the test's patched steps are (the server exports in a child)."""
-    monkeypatch.setattr(onnx_backend, "_build_in_child",
-                        lambda model, quantize, cache_dir, threads: onnx_backend._build(model, quantize, cache_dir))
+    monkeypatch.setattr(onnx_runtime, "build_in_child",
+                        lambda model, variant, key, cache, threads: child._build(model, variant, key, cache))
+
+
+def rejections(cache: Path) -> list[str]:
+    """The cached verdicts (rejected exports) under `cache`."""
+    manifests = [json.loads(path.read_text()) for path in (cache / "onnx").glob("*/manifest.json")]
+    return [manifest["rejected"] for manifest in manifests if manifest["rejected"]]
 
 
 @pytest.fixture()
@@ -56,7 +63,7 @@ def test_auto_serves_the_verified_onnx_export_and_reuses_it(tiny_model_dir: Path
     assert settings.backend == "auto"
     with caplog.at_level(logging.INFO, logger="local_server"):
         name, logits = scores(settings)
-    assert name == "onnx" and np.abs(logits - torch_scores).max() < onnx_backend.VERIFY_TOLERANCE
+    assert name == "onnx" and np.abs(logits - torch_scores).max() < export.VERIFY_TOLERANCE
     steps = [r.getMessage() for r in caplog.records if "ONNX export" in r.getMessage()]
     assert any("1/2" in m for m in steps) and any("2/2" in m for m in steps)  # the progress lines
     assert any("matches torch" in m for m in steps)
@@ -70,7 +77,7 @@ def test_auto_serves_the_verified_onnx_export_and_reuses_it(tiny_model_dir: Path
 def test_a_disagreeing_export_falls_back_to_torch_once_and_for_all(
         tiny_model_dir: Path, tmp_path: Path, torch_scores: np.ndarray, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
-    fuse = onnx_backend._fuse
+    fuse = export._fuse
     fused: list[Path] = []
 
     def broken_fuse(source: Path, target: Path, **facts: object) -> None:
@@ -83,7 +90,7 @@ def test_a_disagreeing_export_falls_back_to_torch_once_and_for_all(
         onnx.save(graph, str(target))
         fused.append(target)
 
-    monkeypatch.setattr(onnx_backend, "_fuse", broken_fuse)
+    monkeypatch.setattr(export, "_fuse", broken_fuse)
     export_here(monkeypatch)
     settings = settings_for(tiny_model_dir, tmp_path)
     with caplog.at_level(logging.WARNING, logger="local_server"):
@@ -107,7 +114,7 @@ def test_a_failed_export_falls_back_to_torch(tiny_model_dir: Path, tmp_path: Pat
     def unsupported(model: str, path: Path) -> None:
         raise RuntimeError("Exporting the operator 'aten::fancy_attention' to ONNX opset 17 is not supported")
 
-    monkeypatch.setattr(onnx_backend, "_export", unsupported)
+    monkeypatch.setattr(export, "_export", unsupported)
     export_here(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="local_server"):
         name, logits = scores(settings_for(tiny_model_dir, tmp_path))
@@ -123,29 +130,29 @@ def test_an_export_process_that_dies_leaves_the_server_on_torch(tiny_model_dir: 
     """The export runs in a child process: killed (here by SIGKILL), the server serves torch, says so, and
     caches that verdict like any failed export."""
     killed = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
-    monkeypatch.setattr(onnx_backend, "_export_command", lambda: killed)
+    monkeypatch.setattr(child, "export_command", lambda: killed)
     with caplog.at_level(logging.WARNING, logger="local_server"):
         name, logits = scores(settings_for(tiny_model_dir, tmp_path))
     assert name == "torch" and np.abs(logits - torch_scores).max() < 1e-6
     (warning,) = ours(caplog, logging.WARNING)
     assert "ended without an answer (exit code -9, killed: out of memory?)" in warning
-    assert len(list((tmp_path / "onnx").glob(f"*/{onnx_backend._REJECTED}"))) == 1
+    assert len(rejections(tmp_path)) == 1
 
 
-@pytest.mark.parametrize(("child", "says"), [
+@pytest.mark.parametrize(("program", "says"), [
     ("print('noise before the protocol'); print('{\"outcome\": \"failed\", \"message\": \"disk full\"}')",
      "disk full"),
     ("raise SystemExit(3)", "ended without an answer (exit code 3)"),
 ])
-def test_an_export_that_fails_for_another_reason_is_not_cached(child: str, says: str, tiny_model_dir: Path,
+def test_an_export_that_fails_for_another_reason_is_not_cached(program: str, says: str, tiny_model_dir: Path,
                                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                caplog: pytest.LogCaptureFixture) -> None:
     """Not a verdict on the model (a full disk, a broken install): torch serves, and the next start exports."""
-    monkeypatch.setattr(onnx_backend, "_export_command", lambda: [sys.executable, "-c", child])
+    monkeypatch.setattr(child, "export_command", lambda: [sys.executable, "-c", program])
     with caplog.at_level(logging.WARNING, logger="local_server"):
         assert scores(settings_for(tiny_model_dir, tmp_path))[0] == "torch"
     assert says in ours(caplog, logging.WARNING)[0]
-    assert not list((tmp_path / "onnx").glob(f"*/{onnx_backend._REJECTED}"))
+    assert not rejections(tmp_path)
 
 
 def test_the_export_runs_in_its_own_process_and_its_progress_reaches_the_servers_log(
@@ -168,7 +175,7 @@ def test_an_export_the_memory_cannot_hold_is_not_tried(tiny_model_dir: Path, tmp
     assert name == "torch" and np.abs(logits - torch_scores).max() < 1e-6
     (warning,) = ours(caplog, logging.WARNING)
     assert "needs about 0.5 GiB of memory and 0.0 GiB are available (RERANK_BACKEND=onnx tries anyway" in warning
-    assert not (tmp_path / "onnx").exists()  # no export, no cached verdict
+    assert not [path for path in (tmp_path / "onnx").iterdir() if path.is_dir()]  # no export, no cached verdict
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="local_server"):
         assert scores(settings_for(tiny_model_dir, tmp_path, backend="onnx"))[0] == "onnx"
@@ -179,7 +186,7 @@ def test_the_export_needs_eight_times_the_fp32_weights(tiny_model_dir: Path) -> 
     from safetensors.torch import load_file
 
     parameters = sum(t.numel() for t in load_file(tiny_model_dir / "model.safetensors").values())
-    assert onnx_backend.export_memory_bytes(tiny_model_dir) == 8 * 4 * parameters + 2**29
+    assert export.export_memory_bytes(tiny_model_dir) == 8 * 4 * parameters + 2**29
 
 
 def test_a_snapshot_without_its_weights_yet_is_estimated_from_its_config(tiny_model_dir: Path,
@@ -187,5 +194,5 @@ def test_a_snapshot_without_its_weights_yet_is_estimated_from_its_config(tiny_mo
     """A hub model's snapshot holds only the config and tokenizer until the export fetches the weights: the
     memory check estimates them from config.json's shape instead of seeing none (and passing)."""
     (tmp_path / "config.json").write_text((tiny_model_dir / "config.json").read_text())
-    estimated, counted = onnx_backend._fp32_weight_bytes(tmp_path), onnx_backend._fp32_weight_bytes(tiny_model_dir)
+    estimated, counted = export._fp32_weight_bytes(tmp_path), export._fp32_weight_bytes(tiny_model_dir)
     assert 0.75 * counted < estimated < 1.25 * counted

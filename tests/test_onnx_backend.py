@@ -1,5 +1,6 @@
-"""The opt-in ONNX Runtime backend: fp32 scores equal torch's to 1e-3 (directly and through the served
-API), int8 really is quantised and stays close, and the export is cached and reused."""
+"""The ONNX Runtime backend: fp32 scores equal torch's to 1e-3 (directly and through the served API), int8
+really is quantised (7-bit weights where this CPU's int8 kernel saturates), and the export is cached and
+reused. Whether int8 is served is tests/test_onnx_int8.py's subject."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import torch
 from server_process import running_server
 
-from local_server.backends.onnx import load_onnx_backend
+from local_server.backends.onnx_runtime import int8, load_onnx_backend
 from rerank_kit.scores import sigmoids
 
 QUERY = "which city is the capital of france"
@@ -65,10 +66,10 @@ def test_export_is_cached_and_keyed_by_quantisation(tiny_model_dir, padded_batch
     again = load_onnx_backend(str(tiny_model_dir), quantize="none", threads=1, cache_dir=cache_dir)
     assert again.model_path == first.model_path
     assert again.model_path.stat().st_mtime_ns == exported_at  # reused, not exported again
-    int8 = load_onnx_backend(str(tiny_model_dir), quantize="int8", threads=1, cache_dir=cache_dir)
-    assert int8.model_path != first.model_path
-    assert sorted(p.name for p in (cache_dir / "onnx").iterdir()) == sorted(
-        [first.model_path.parent.name, int8.model_path.parent.name])  # no scratch folders left behind
+    quantised = load_onnx_backend(str(tiny_model_dir), quantize="int8", threads=1, cache_dir=cache_dir)
+    assert quantised.model_path != first.model_path
+    assert sorted(p.name for p in (cache_dir / "onnx").iterdir() if p.is_dir()) == sorted(
+        [first.model_path.parent.name, quantised.model_path.parent.name])  # no scratch folders left behind
 
 
 def test_int8_quantises_the_cached_fp32_export_without_tracing_again(tiny_model_dir, padded_batch, tmp_path,
@@ -78,23 +79,26 @@ def test_int8_quantises_the_cached_fp32_export_without_tracing_again(tiny_model_
     reused = tmp_path / "reused"
     load_onnx_backend(str(tiny_model_dir), quantize="none", threads=1, cache_dir=reused)
     with caplog.at_level(logging.INFO, logger="local_server"):
-        int8 = load_onnx_backend(str(tiny_model_dir), quantize="int8", threads=1, cache_dir=reused)
+        quantised = load_onnx_backend(str(tiny_model_dir), quantize="int8", threads=1, cache_dir=reused)
     messages = [r.getMessage() for r in caplog.records]
-    assert any("int8 quantisation of the cached fp32 export" in m for m in messages)
+    assert any("quantisation of the cached fp32 export" in m for m in messages)
     assert not any("tracing" in m for m in messages)
-    assert np.array_equal(int8.logits(padded_batch), fresh.logits(padded_batch))
+    assert np.array_equal(quantised.logits(padded_batch), fresh.logits(padded_batch))
 
 
-def test_int8_is_quantised_and_close(tiny_model_dir, padded_batch, torch_logits, cache_dir) -> None:
+def test_int8_is_quantised_with_the_settings_that_suit_this_cpu(tiny_model_dir, padded_batch, cache_dir) -> None:
+    """Full-range int8 weights where this CPU multiplies int8 exactly; 7-bit ones (reduce_range) where its
+    kernel saturates (x86-64 without VNNI), so the products cannot overflow 16 bits there."""
     backend = load_onnx_backend(str(tiny_model_dir), quantize="int8", threads=1, cache_dir=cache_dir)
+    variant = int8.variant_for_this_cpu()
+    assert f"-{variant}-" in backend.model_path.parent.name
     graph = onnx.load(str(backend.model_path)).graph
     assert any(node.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for node in graph.node)
-    int8_weights = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    int8_weights = [onnx.numpy_helper.to_array(t) for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
     assert int8_weights, "no int8 weights in the quantised graph"
-    got = backend.logits(padded_batch)
-    # the tiny model's weights are deliberately wide (init range 0.3), a hard case for 8 bits; the
-    # benchmark reports the real MiniLM's difference and rank agreement (docs/BENCHMARKS.md)
-    assert np.abs(np.array(sigmoids(got)) - np.array(sigmoids(torch_logits))).max() < 0.05
+    largest = max(int(np.abs(w.astype(np.int32)).max()) for w in int8_weights)
+    assert largest <= 64 if variant == int8.REDUCED_RANGE else largest == 127
+    assert np.isfinite(backend.logits(padded_batch)).all()
 
 
 def test_unknown_quantisation_is_refused(tiny_model_dir, cache_dir) -> None:

@@ -43,6 +43,7 @@ class LoadedModel:
     device: str
     dtype: str
     kind: str = "cross-encoder"  # the family (local_server.families) that tokenises for this backend
+    note: str | None = None  # why it is served otherwise than asked (int8 refused on this CPU), for /info
 
 
 class ModelLoadError(RuntimeError):
@@ -101,11 +102,11 @@ def load_backend(settings: Settings) -> LoadedModel:
 
     if settings.backend == "onnx" or (settings.backend == "auto"
                                       and torch_backend.resolve_device(settings.device) == "cpu"):
-        from local_server.backends import onnx
+        from local_server.backends import onnx_runtime
 
         try:
-            return onnx.load(settings)
-        except onnx.ExportRejectedError as exc:
+            return onnx_runtime.load(settings)
+        except onnx_runtime.ExportRejectedError as exc:
             if settings.backend == "onnx":
                 raise ModelLoadError(f"RERANK_BACKEND=onnx: {exc}") from exc
             log.warning("serving %s with torch: %s", settings.model, exc)
