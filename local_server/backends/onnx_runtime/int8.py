@@ -97,7 +97,7 @@ def compare(fp32_logits: Sequence[np.ndarray], int8_logits: Sequence[np.ndarray]
             for j in range(i + 1, len(reference)):
                 pairs += 1
                 agreeing += bool(np.sign(reference[i] - reference[j]) == np.sign(candidate[i] - candidate[j]))
-    return Int8Check(max(differences), agreeing / pairs if pairs else 1.0, max_score_diff, min_rank_agreement)
+    return Int8Check(float(np.max(differences)), agreeing / pairs if pairs else 1.0, max_score_diff, min_rank_agreement)
 
 
 @functools.cache
