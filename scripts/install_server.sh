@@ -57,7 +57,12 @@ else
   "${pip[@]}" "torch==$torch_version"
 fi
 echo "==> rerank-kit and its locked dependencies"
-"${pip[@]}" -c "$constraints" "${repo}[server]"
+# setuptools builds in $repo/build by default and never removes a module the checkout has since dropped: a
+# re-run after a pull would install it again. Build in a fresh folder instead (the checkout stays untouched).
+build_dir=$(mktemp -d)
+trap 'rm -rf "$build_dir"' EXIT
+printf '[build]\nbuild_base = %s/build\n[egg_info]\negg_base = %s\n' "$build_dir" "$build_dir" > "$build_dir/setup.cfg"
+DIST_EXTRA_CONFIG="$build_dir/setup.cfg" "${pip[@]}" -c "$constraints" "${repo}[server]"
 
 env_file="$prefix/server.env"
 if [ ! -f "$env_file" ]; then
@@ -66,6 +71,8 @@ if [ ! -f "$env_file" ]; then
   echo "==> wrote $env_file"
 else
   echo "==> kept the existing $env_file"
+  port=$(sed -n 's/^RERANK_PORT=//p' "$env_file" | tail -n 1)  # the file's port, not --port, is served
+  port=${port:-8086}
 fi
 
 launcher="$prefix/bin/rerank-kit-server"
