@@ -2,9 +2,10 @@
 unloading it when idle.
 
 Every model has its own engine (tokenizer, family, backend) and its own lane in the one batcher, whose
-inference thread takes the lanes in turn. Loading runs in a worker thread; the rest runs on the event
-loop, so a model's count of requests in progress needs no lock: it is unloaded only when that count is
-zero and it has been idle for `idle_unload_s`.
+inference thread takes the lanes in turn. `in_use` is the one way to a model's engine: it loads the model
+(in a worker thread) when needed and marks it in use until released. The rest runs on the event loop, so
+a model's count of requests in progress needs no lock: it is unloaded only when that count is zero and it
+has been idle for `idle_unload_s`.
 """
 
 from __future__ import annotations
@@ -13,16 +14,20 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from local_server.backends import load_backend, stay_offline
+from local_server.backends.torch import resolve_device
 from local_server.batcher import Batcher, Lane
-from local_server.engine import EncodedPair, RerankEngine
+from local_server.engine import EncodedPair, RerankEngine, batch_tokens_for
 from local_server.families import read_model_facts
 from local_server.settings import ModelSpec, Settings
+from rerank_kit import __version__
+from rerank_kit.protocol import ServerInfo
 
 log = logging.getLogger(__name__)
 
@@ -109,18 +114,39 @@ class ServedModels:
             return self.default
         raise ModelNotFoundError(name, self.names)
 
-    async def ready(self, model: ServedModel) -> RerankEngine:
-        """The model's engine, loading it first (in a worker thread) when it is not loaded."""
-        model.last_used = time.monotonic()
-        if model.engine is not None:
-            return model.engine
-        async with model._loading:
+    @asynccontextmanager
+    async def in_use(self, model: ServedModel) -> AsyncIterator[tuple[RerankEngine, Lane]]:
+        """The model's engine and batcher lane, loading it first (in a worker thread) when it is not loaded.
+        While held, the model is in use and never unloaded; on release its idle time starts again."""
+        model.active += 1
+        try:
+            model.last_used = time.monotonic()
             if model.engine is None:
-                log.info("loading model %s", model.name)
-                engine = await asyncio.to_thread(_load_engine, model.settings)
-                self._attach(model, engine)
-        assert model.engine is not None
-        return model.engine
+                async with model._loading:
+                    if model.engine is None:
+                        log.info("loading model %s", model.name)
+                        self._attach(model, await asyncio.to_thread(_load_engine, model.settings))
+            assert model.engine is not None and model.lane is not None
+            yield model.engine, model.lane
+        finally:
+            model.active -= 1
+            model.last_used = time.monotonic()
+
+    def info(self, settings: Settings, *, documents_per_request: int) -> ServerInfo:
+        """`GET /info`: TEI's fields for the default model (Dify's and RAGFlow's TEI factories read them), this
+        server's limits and every served model's name."""
+        default = self.default
+        own, engine = default.settings, default.engine  # engine None: a lazy model not loaded yet
+        return ServerInfo(
+            model_id=default.name, model_dtype=engine.dtype if engine else "float32",
+            model_type={"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}},
+            max_concurrent_requests=settings.max_queue_pairs, max_input_length=own.max_length,
+            max_batch_tokens=engine.batch_tokens if engine else batch_tokens_for(own, resolve_device(own.device)),
+            max_client_batch_size=documents_per_request, version=__version__, server="rerank-kit",
+            max_docs=documents_per_request, query_max_length=own.effective_query_max_length,
+            device=engine.device if engine else None, score_transform="sigmoid", kind=default.kind,
+            models=self.names, backend=engine.backend.name if engine else None,
+            backend_note=engine.note if engine else None)
 
     def _attach(self, model: ServedModel, engine: RerankEngine) -> None:
         model.engine = engine

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -56,18 +55,12 @@ class Scorer:
         model = self.models.get(model_name)  # an unknown name is refused before anything else
         # Every document makes at least one pair: what cannot fit is refused before it costs a tokenisation.
         self.batcher.check_room(len(documents))
-        model.active += 1
-        try:
-            engine = await self.models.ready(model)
+        async with self.models.in_use(model) as (engine, lane):
             encode = partial(engine.encode, query, documents, truncate=truncate, direction=direction,
                              max_tokens_per_doc=max_tokens_per_doc, max_chunks_per_doc=max_chunks_per_doc,
                              instruction=instruction)
             pairs = await asyncio.get_running_loop().run_in_executor(self._tokenize_pools[model.name], encode)
-            assert model.lane is not None
-            logits = await self.batcher.logits(pairs, model.lane)
-        finally:
-            model.active -= 1
-            model.last_used = time.monotonic()
+            logits = await self.batcher.logits(pairs, lane)
         best = np.full(len(documents), -np.inf)
         np.maximum.at(best, [p.doc for p in pairs], logits)  # a document scores as its best window
         return Scored(best if raw_scores else np.array(sigmoids(best)), sum(len(p) for p in pairs), model.name)

@@ -228,7 +228,11 @@ def test_lazy_load_and_idle_unload(tiny_model_dir: Path, tiny_qwen3_dir: Path, t
         models.get("nope")
 
     async def use() -> RerankEngine:
-        return await models.ready(qwen)
+        async with models.in_use(qwen) as (engine, lane):
+            assert qwen.active == 1 and lane is qwen.lane
+            assert models.unload_idle(now=qwen.last_used + 10**6) == []  # in use: never unloaded
+        assert qwen.active == 0
+        return engine
 
     engine = asyncio.run(use())
     assert qwen.engine is engine and engine.max_length == 160 and engine.kind == "qwen3"
