@@ -27,13 +27,10 @@ from local_server.engine import EncodedPair, RerankEngine, batch_tokens_for
 from local_server.families import read_model_facts
 from local_server.settings import ModelSpec, Settings
 from rerank_kit import __version__
+from rerank_kit.names import pick
 from rerank_kit.protocol import ServerInfo
 
 log = logging.getLogger(__name__)
-
-# RAGFlow appends its factory to a model's name in some versions ("bge-reranker-v2-m3___VLLM").
-_RAGFLOW_SUFFIX = "___"
-
 
 class ModelNotFoundError(LookupError):
     """The request names a model this server does not serve (HTTP 404, naming the served ones)."""
@@ -103,13 +100,12 @@ class ServedModels:
         return [model.name for model in self.models]
 
     def get(self, name: str | None) -> ServedModel:
-        """The model a request names (absent or empty: the default); ModelNotFoundError when unknown."""
+        """The model a request names (absent or empty: the default; the rule: rerank_kit.names.pick);
+        ModelNotFoundError when unknown."""
         if not name:
             return self.default
-        for candidate in (name, name.split(_RAGFLOW_SUFFIX)[0]):
-            for model in self.models:
-                if candidate == model.name or candidate in model.aliases:
-                    return model
+        if (picked := pick(name, [(model.name, model.aliases) for model in self.models])) is not None:
+            return next(model for model in self.models if model.name == picked)
         if not self.strict and len(self.models) == 1:
             return self.default
         raise ModelNotFoundError(name, self.names)

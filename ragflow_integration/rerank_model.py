@@ -24,19 +24,11 @@ import numpy as np
 
 from rerank_kit import BASE_URL_ENV, DEFAULT_PORT
 from rerank_kit.client import RerankClient
+from rerank_kit.names import without_platform_suffix
 from rerank_kit.scores import sigmoids
 
 FACTORY_NAME = "rerank-kit"
 DEFAULT_BASE_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
-# RAGFlow v0.25 appends `___<Factory>` to model names of locally deployed factories.
-MODEL_SUFFIX_SEPARATOR = "___"
-
-
-def strip_model_suffix(model_name: str) -> str:
-    """`bge-reranker-v2-m3___OpenAI-API` -> `bge-reranker-v2-m3`."""
-    return model_name.split(MODEL_SUFFIX_SEPARATOR)[0]
-
-
 def calibrated(scores: np.ndarray) -> np.ndarray:
     """Scores in [0, 1] pass through; a server answering raw logits is mapped by the sigmoid.
 
@@ -67,7 +59,7 @@ class RerankKitModel:
 
     def __init__(self, key: str | None, model_name: str, base_url: str | None = None, **kwargs: Any) -> None:
         self.api_key = key or None
-        self.model_name = strip_model_suffix(model_name or "")
+        self.model_name = without_platform_suffix(model_name or "")
         self.base_url = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
 
     def _compute_rank(self, query: str, texts: list[str]) -> tuple[np.ndarray, int]:

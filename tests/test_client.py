@@ -17,7 +17,6 @@ from rerank_kit.client import (
     RerankClient,
     ServerKind,
     WireFormat,
-    model_matches,
     normalize_base_url,
 )
 from rerank_kit.errors import (
@@ -35,6 +34,7 @@ from rerank_kit.errors import (
     StatusError,
     TransportError,
 )
+from rerank_kit.names import same_model
 
 BASE = "http://rr.test:8086"
 KIT_INFO = {"model_id": "BAAI/bge-reranker-base", "model_type": {"reranker": {}}, "server": "rerank-kit",
@@ -105,9 +105,10 @@ def test_url_without_host_is_a_configuration_error(given: str) -> None:
     ("bge-reranker-base", "BAAI/bge-reranker-base", True),
     ("BGE-Reranker-Base", "/models/bge-reranker-base/", True),
     ("baai/bge-reranker-v2-m3", "BAAI/bge-reranker-base", False),
+    ("BAAI/bge-reranker-base___OpenAI-API", "bge-reranker-base", True),
 ])
 def test_model_matching(requested: str, served: str, same: bool) -> None:
-    assert model_matches(requested, served) is same
+    assert same_model(requested, served) is same
 
 
 @pytest.mark.parametrize("key", [None, "", "   "])

@@ -10,8 +10,8 @@ import pytest
 from rerank_kit.commands import vendor
 
 ROOT = vendor.REPO_ROOT
-CORE = {"rerank_kit/__init__.py", "rerank_kit/errors.py", "rerank_kit/protocol.py", "rerank_kit/scores.py",
-        "rerank_kit/hybrid.py"}
+CORE = {"rerank_kit/__init__.py", "rerank_kit/errors.py", "rerank_kit/names.py", "rerank_kit/protocol.py",
+        "rerank_kit/scores.py", "rerank_kit/hybrid.py"}
 OURS = {"rerank_kit", "local_server", "ragflow_integration", "benchmarks", "dify_plugin", "dify_tool"}
 
 
@@ -39,7 +39,7 @@ def core_files() -> list[str]:
 def test_the_core_imports_only_httpx_pydantic_and_itself(rel: str) -> None:
     found = imports_of(rel)
     assert found - {"rerank_kit", "httpx", "pydantic"} <= {f"rerank_kit.{m}" for m in (
-        "client", "errors", "protocol", "scores", "hybrid")}, found
+        "client", "errors", "names", "protocol", "scores", "hybrid")}, found
     assert "rerank_kit.commands" not in found and "rerank_kit.cli" not in found
 
 
@@ -52,7 +52,7 @@ def test_the_tools_never_import_the_server_or_the_integrations(rel: str) -> None
 def test_the_tools_import_only_what_the_rule_table_allows(rel: str) -> None:
     """docs/ARCHITECTURE.md: the core (httpx, pydantic), pyyaml, huggingface_hub (download), cryptography."""
     allowed = {"rerank_kit", "httpx", "pydantic", "yaml", "huggingface_hub", "cryptography"} | {
-        f"rerank_kit.{m}" for m in ("client", "errors", "protocol", "scores", "hybrid", "commands")}
+        f"rerank_kit.{m}" for m in ("client", "errors", "names", "protocol", "scores", "hybrid", "commands")}
     assert imports_of(rel) <= allowed, imports_of(rel) - allowed
 
 
@@ -66,19 +66,20 @@ def test_the_server_never_imports_the_tools_or_the_integrations(rel: str) -> Non
 def test_the_plugin_imports_the_sdk_and_the_core_only(rel: str) -> None:
     found = imports_of(rel)
     assert found <= {"dify_plugin", "rerank_kit", "httpx", "pydantic"} | {
-        f"rerank_kit.{m}" for m in ("client", "errors", "protocol", "scores", "hybrid")}, found
+        f"rerank_kit.{m}" for m in ("client", "errors", "names", "protocol", "scores", "hybrid")}, found
 
 
 @pytest.mark.parametrize("rel", sources("dify_tool"))
 def test_the_tool_plugin_imports_the_sdk_the_core_and_its_own_tools_only(rel: str) -> None:
     found = imports_of(rel)
     assert found <= {"dify_plugin", "rerank_kit", "tools"} | {
-        f"rerank_kit.{m}" for m in ("client", "errors", "protocol", "scores")}, found
+        f"rerank_kit.{m}" for m in ("client", "errors", "names", "protocol", "scores")}, found
 
 
 def test_the_ragflow_class_imports_the_core_and_numpy_only() -> None:
     found = imports_of("ragflow_integration/rerank_model.py")
-    assert found <= {"numpy", "rerank_kit"} | {f"rerank_kit.{m}" for m in ("client", "errors", "protocol", "scores")}
+    assert found <= {"numpy", "rerank_kit"} | {
+        f"rerank_kit.{m}" for m in ("client", "errors", "names", "protocol", "scores")}
 
 
 def test_only_the_cli_reaches_the_server_and_the_integrations() -> None:

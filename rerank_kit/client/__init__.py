@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from rerank_kit.client.drivers import AsyncRerankClient, RerankClient
 from rerank_kit.client.flows import PROBE_DOCUMENT, PROBE_QUERY, CheckReport
-from rerank_kit.client.servers import ServerKind, ServerProfile, WireFormat, model_matches
+from rerank_kit.client.servers import ServerKind, ServerProfile, WireFormat
 from rerank_kit.client.urls import normalize_base_url
 
 __all__ = [
@@ -27,6 +27,5 @@ __all__ = [
     "ServerKind",
     "ServerProfile",
     "WireFormat",
-    "model_matches",
     "normalize_base_url",
 ]

@@ -21,13 +21,13 @@ from rerank_kit.client.servers import (
     ServerKind,
     ServerProfile,
     WireFormat,
-    model_matches,
     parse_response,
     rerank_body,
 )
 from rerank_kit.client.transport import Call, Flow, TransportPolicy, is_html, json_body
 from rerank_kit.client.urls import normalize_base_url, prefers_v1
 from rerank_kit.errors import InvalidInputError, ModelNotServedError, NotARerankerError, RerankError
+from rerank_kit.names import same_model
 from rerank_kit.protocol import RerankResponse, RerankResult, ResultDocument, Usage
 
 PROBE_QUERY = "What is the capital of France?"
@@ -185,7 +185,7 @@ class ClientCore:
         entries = listing.get("data") if isinstance(listing, dict) else None
         for entry in entries if isinstance(entries, list) else []:
             length = entry.get("max_input_length") if isinstance(entry, dict) else None
-            if isinstance(length, int) and model_matches(model, str(entry.get("id", ""))):
+            if isinstance(length, int) and same_model(model, str(entry.get("id", ""))):
                 return length
         return None
 
@@ -198,7 +198,7 @@ class ClientCore:
             report.max_input_length = profile.max_input_length
             if self.model and len(profile.models) > 1:  # a multi-model server: this model's own length
                 report.max_input_length = (yield from self._model_length(self.model)) or report.max_input_length
-            if self.model and profile.models and not any(model_matches(self.model, m) for m in profile.models):
+            if self.model and profile.models and not any(same_model(self.model, m) for m in profile.models):
                 raise ModelNotServedError(
                     f"model {self.model} is not served; the server serves {', '.join(profile.models)}",
                     url=self.base_url, hint=f"set the model name to {profile.models[0]}" if len(profile.models) == 1

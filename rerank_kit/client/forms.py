@@ -1,7 +1,8 @@
 """Client settings from a credential form, where every value is a string and blank means the default.
 
 Dify sends form values as strings, and an optional field left empty as "" or not at all. Both Dify plugins
-(the model provider and the workflow tool) read their form here, so a bad value is explained the same way.
+(the model provider and the workflow tool) read their form here, so a bad value is explained the same way,
+and check their credentials here (`check_credentials`), each only mapping a failure onto its SDK's error.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 
 from rerank_kit import DOCKER_SERVER_URL
 from rerank_kit.client.drivers import RerankClient
-from rerank_kit.errors import ConfigurationError
+from rerank_kit.client.flows import CheckReport
+from rerank_kit.errors import ConfigurationError, RerankError
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 DEFAULT_MAX_RETRIES = 2
@@ -61,5 +63,19 @@ class FormSettings:
 
 # One client per configuration for the process's lifetime: it keeps its connection pool and the server's
 # detected kind and wire format, so a rerank is one request instead of a detection probe plus the rerank.
-# Credential checks use `FormSettings.client()` instead, to see the server as it is now.
+# `check_credentials` uses a fresh `FormSettings.client()` instead, to see the server as it is now.
 shared_client = functools.lru_cache(maxsize=32)(FormSettings.client)
+
+
+def check_credentials(form: Mapping[str, Any], model: str | None = None) -> CheckReport:
+    """The credential check of both Dify plugins: the server the form names, checked for real (reachable, key
+    accepted, a reranker, serving `model` when one is named) with a fresh client, to see it as it is now.
+
+    Never raises for a bad form or server: a malformed value or URL, found before any request, is the report's
+    error too, so `report.message` explains every failure the same way.
+    """
+    try:
+        with FormSettings.parse(form, model).client() as client:
+            return client.check()
+    except RerankError as error:  # a malformed form value or URL, before any request
+        return CheckReport(url=str(form.get("server_url") or DOCKER_SERVER_URL), error=error)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -83,14 +82,6 @@ class ServerProfile:
             return [self.wire]
         first = self.wire or (WireFormat.V1_DOCUMENTS if prefer_v1 else WireFormat.DOCUMENTS)
         return list(dict.fromkeys([first, WireFormat.DOCUMENTS, WireFormat.V1_DOCUMENTS]))
-
-
-def model_matches(requested: str, served: str) -> bool:
-    """Same model: equal ids, or equal last path parts (hub id vs local folder), case-insensitively."""
-    def base(name: str) -> str:
-        return re.split(r"[/\\]", name.strip().rstrip("/\\").lower())[-1]
-
-    return requested.strip().lower() == served.strip().lower() or base(requested) == base(served)
 
 
 def _profile_from_info(info: Any) -> ServerProfile | None:
