@@ -10,12 +10,11 @@ family only says what goes before and after each document window.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from local_server.model_files import model_folder
 from local_server.settings import Kind, Settings
 
 if TYPE_CHECKING:
@@ -240,12 +239,8 @@ def read_model_facts(model: str) -> ModelFacts:
 def _config_dict(model: str) -> dict[str, Any]:
     """config.json of a local folder, or of a hub id (from the cache when offline); {} when unreadable,
     so that the loader's own error message (explain_load_failure) is the one the user sees."""
-    path = Path(model).expanduser() / "config.json"
     try:
-        if not path.is_file() and not os.path.isdir(model):
-            from huggingface_hub import hf_hub_download
-
-            path = Path(hf_hub_download(model, "config.json"))
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads((model_folder(model, allow_patterns=["config.json"]) / "config.json").read_text(
+            encoding="utf-8"))
     except (OSError, ValueError, ImportError):  # huggingface_hub's not-found and offline errors are OSErrors
         return {}

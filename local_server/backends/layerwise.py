@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,6 +34,7 @@ from torch import nn
 
 from local_server.backends import LoadedModel, ModelLoadError, explain_load_failure
 from local_server.backends.torch import resolve_device, use_fp16
+from local_server.model_files import model_folder
 from local_server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -291,11 +291,7 @@ def _read_weights(folder: Path, rename: Callable[[str], str | None]) -> dict[str
 
 def _local_folder(model: str) -> Path:
     """The model's folder: itself, or its Hub snapshot (from the cache when offline), with one weight format."""
-    if os.path.isdir(model):
-        return Path(model)
-    from huggingface_hub import snapshot_download
-
-    folder = Path(snapshot_download(model, allow_patterns=[*_TOKENIZER_AND_CONFIG, _SAFETENSORS]))
+    folder = model_folder(model, allow_patterns=[*_TOKENIZER_AND_CONFIG, _SAFETENSORS])
     if not any(folder.glob(_SAFETENSORS)):
-        folder = Path(snapshot_download(model, allow_patterns=[*_TOKENIZER_AND_CONFIG, _PYTORCH_BIN]))
+        folder = model_folder(model, allow_patterns=[*_TOKENIZER_AND_CONFIG, _PYTORCH_BIN])
     return folder

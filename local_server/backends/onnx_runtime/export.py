@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import warnings
 from importlib.metadata import version
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 from local_server.backends import ModelLoadError, explain_load_failure
 from local_server.backends.onnx_runtime import int8
 from local_server.backends.onnx_runtime.session import OnnxBackend
+from local_server.model_files import model_folder
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,7 @@ class ExportRejectedError(RuntimeError):
 
 def local_model_dir(model: str) -> Path:
     """The model's folder on disk (a local path, or its snapshot in the Hugging Face cache)."""
-    if os.path.isdir(model):
-        return Path(model)
-    from huggingface_hub import snapshot_download
-
-    return Path(snapshot_download(model, local_files_only=True))
+    return model_folder(model, cached_only=True)
 
 
 def cache_key(model_dir: Path, variant: str) -> str:
