@@ -7,17 +7,12 @@ from typing import Any
 from dify_plugin import ToolProvider
 from dify_plugin.errors.tool import ToolProviderCredentialValidationError
 
-from rerank_kit.client.forms import FormSettings
-from rerank_kit.errors import RerankError
+from rerank_kit.client.forms import check_credentials
 
 
 class RerankKitToolsProvider(ToolProvider):
     def _validate_credentials(self, credentials: dict[str, Any]) -> None:
         """Reachable, key accepted, a reranker (the shared client's `check()`); the failure keeps its hint."""
-        try:
-            with FormSettings.parse(credentials).client() as client:
-                report = client.check()
-        except RerankError as error:  # a malformed form value or URL, before any request
-            raise ToolProviderCredentialValidationError(str(error)) from error
+        report = check_credentials(credentials)
         if not report.ok:
-            raise ToolProviderCredentialValidationError(report.message)
+            raise ToolProviderCredentialValidationError(report.message) from report.error

@@ -19,7 +19,7 @@ from dify_plugin.errors.model import (
     InvokeServerUnavailableError,
 )
 
-from rerank_kit.client.forms import FormSettings, shared_client
+from rerank_kit.client.forms import FormSettings, check_credentials, shared_client
 from rerank_kit.errors import (
     AuthError,
     BadRequestError,
@@ -28,7 +28,6 @@ from rerank_kit.errors import (
     ModelNotServedError,
     NotARerankerError,
     RateLimitError,
-    RerankError,
     ServerError,
     TransportError,
 )
@@ -92,13 +91,9 @@ class LocalRerankModel(RerankModel):
     def validate_credentials(self, model: str, credentials: dict) -> None:
         """Check the server for real (reachable, key accepted, a reranker, serving this model name: the error
         names the served ones) and keep its context size."""
-        try:
-            with FormSettings.parse(credentials, model).client() as client:  # fresh: the server as it is now
-                report = client.check()
-        except RerankError as error:  # a malformed form value or URL, before any request
-            raise CredentialsValidateFailedError(str(error)) from error
+        report = check_credentials(credentials, model)
         if not report.ok:
-            raise CredentialsValidateFailedError(report.message)
+            raise CredentialsValidateFailedError(report.message) from report.error
         if report.max_input_length:
             credentials["context_size"] = report.max_input_length
 
