@@ -10,14 +10,14 @@ from __future__ import annotations
 import copy
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from local_server.backends import LoadedModel
-from local_server.families import CrossEncoder, family_for
+from local_server.families import CrossEncoder
 from local_server.settings import Settings
 
 TruncationDirection = Literal["right", "left"]
@@ -78,8 +78,7 @@ class RerankEngine:
         self.max_length = settings.max_length
         self.batch_tokens = batch_tokens_for(settings, model.device)
         self.max_pairs = settings.effective_max_pairs_per_request
-        self.kind = model.kind
-        self.family = family_for(model.kind, tokenizer, settings)
+        self.family = model.family
         self._pad_id = tokenizer.pad_token_id or 0
         self._with_token_types = isinstance(self.family, CrossEncoder) and self.family.token_types
 
@@ -178,10 +177,17 @@ class RerankEngine:
         batch = {"input_ids": ids, "attention_mask": mask}
         if types is not None:
             batch["token_type_ids"] = types
-        if self.family.needs_frame_lengths:  # the names of FlagEmbedding's lightweight reranker
-            batch["query_lengths"] = np.array([p.frame_lengths[0] for p in pairs], dtype=np.int64)
-            batch["prompt_lengths"] = np.array([p.frame_lengths[1] for p in pairs], dtype=np.int64)
+        for name in self.backend.extra_inputs:
+            batch[name] = EXTRA_INPUTS[name](pairs)
         return self.backend.logits(batch)
+
+
+# What a backend may ask for beyond the padded ids, mask and token types (Backend.extra_inputs), by the names of
+# FlagEmbedding's lightweight reranker: where each pair's query and its prompt end.
+EXTRA_INPUTS: dict[str, Callable[[Sequence[EncodedPair]], np.ndarray]] = {
+    "query_lengths": lambda pairs: np.array([p.frame_lengths[0] for p in pairs], dtype=np.int64),
+    "prompt_lengths": lambda pairs: np.array([p.frame_lengths[1] for p in pairs], dtype=np.int64),
+}
 
 
 def document_windows(ids: list[int], size: int, max_chunks: int, direction: TruncationDirection) -> list[list[int]]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from local_server.model_files import model_folder
-from local_server.settings import Kind, Settings
+from local_server.settings import FamilyName, Settings
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -37,10 +37,9 @@ class Frame:
 class Family:
     """One family's template; built once per model from its tokenizer and settings."""
 
-    kind: ClassVar[Kind]
+    name: ClassVar[FamilyName]
     decoder: ClassVar[bool] = True  # a causal LM scored at its last real token (no token types)
     takes_instruction: ClassVar[bool] = False
-    needs_frame_lengths: ClassVar[bool] = False  # the backend reads each pair's EncodedPair.frame_lengths
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, settings: Settings) -> None:
         self.max_length = settings.max_length
@@ -67,7 +66,7 @@ class Family:
 class CrossEncoder(Family):
     """FlagReranker.compute_score: [CLS] query [SEP] document [SEP], the query cut to query_max_length."""
 
-    kind = "cross-encoder"
+    name = "cross-encoder"
     decoder = False
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, settings: Settings) -> None:
@@ -118,7 +117,7 @@ class FlagLLM(Family):
     """FlagLLMReranker.compute_score: [bos] "A: query" \\n "B: document" \\n prompt, scored by the "Yes"
     logit; the passage is cut to max_length and the pair to max_length + the separator and the prompt."""
 
-    kind = "llm"
+    name = "llm"
     takes_instruction = True
     DEFAULT_PROMPT = ("Given a query A and a passage B, determine whether the passage contains an answer to the "
                       "query by providing a prediction of either 'Yes' or 'No'.")
@@ -155,7 +154,7 @@ class Qwen3(Family):
     tokenised apart here, which gives the same ids with a byte-level BPE (":" always ends a pre-token).
     """
 
-    kind = "qwen3"
+    name = "qwen3"
     takes_instruction = True
     PREFIX = ("<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
               "Instruct provided. Note that the answer can only be \"yes\" or \"no\".<|im_end|>\n<|im_start|>user\n")
@@ -190,31 +189,31 @@ class LayerwiseLLM(FlagLLM):
     """LayerWiseFlagLLMReranker.compute_score (bge-reranker-v2-minicpm-layerwise): FlagLLMReranker's template and
     prompt, scored by the cut-off layer's one-output head (local_server.backends.layerwise)."""
 
-    kind = "llm-layerwise"
+    name = "llm-layerwise"
 
 
 class LightweightLLM(LayerwiseLLM):
     """LightWeightFlagLLMReranker.compute_score (bge-reranker-v2.5-gemma2-lightweight): the same template with
     its own prompt; the backend compresses the passage, so each pair carries its query and prompt lengths."""
 
-    kind = "llm-lightweight"
-    needs_frame_lengths = True
+    name = "llm-lightweight"
     DEFAULT_PROMPT = "Predict whether passage B contains an answer to query A."
 
 
-FAMILIES: dict[str, type[Family]] = {family.kind: family
+FAMILIES: dict[str, type[Family]] = {family.name: family
                                      for family in (CrossEncoder, FlagLLM, LayerwiseLLM, LightweightLLM, Qwen3)}
 
 
-def family_for(kind: str, tokenizer: PreTrainedTokenizerBase, settings: Settings) -> Family:
-    return FAMILIES[kind](tokenizer, settings)
+def family_for(name: str, tokenizer: PreTrainedTokenizerBase, settings: Settings) -> Family:
+    """The family `name`'s template for one model: built once, when the model loads (LoadedModel.family)."""
+    return FAMILIES[name](tokenizer, settings)
 
 
 @dataclass(frozen=True, slots=True)
 class ModelFacts:
     """What the model's config.json says before anything is loaded."""
 
-    kind: Kind
+    family: FamilyName
     remote_code: bool  # the config maps its classes to the model's own code (auto_map)
 
 
@@ -224,16 +223,16 @@ def read_model_facts(model: str) -> ModelFacts:
     architectures = [str(a) for a in config.get("architectures") or []]
     model_type = str(config.get("model_type", "")).lower()
     name = model.lower()
-    kind: Kind
+    family: FamilyName
     if any("LayerWise" in a for a in architectures) or "layerwise" in name:
-        kind = "llm-layerwise"
+        family = "llm-layerwise"
     elif any("CostWise" in a for a in architectures) or "lightweight" in name:
-        kind = "llm-lightweight"
+        family = "llm-lightweight"
     elif any(a.endswith("ForCausalLM") for a in architectures):
-        kind = "qwen3" if model_type == "qwen3" or "qwen3-reranker" in name else "llm"
+        family = "qwen3" if model_type == "qwen3" or "qwen3-reranker" in name else "llm"
     else:
-        kind = "cross-encoder"
-    return ModelFacts(kind, "auto_map" in config)
+        family = "cross-encoder"
+    return ModelFacts(family, "auto_map" in config)
 
 
 def _config_dict(model: str) -> dict[str, Any]:

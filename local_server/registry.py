@@ -49,7 +49,7 @@ class ServedModel:
 
     name: str
     settings: Settings
-    kind: str  # its family, known before it loads (set, or detected from its config.json at start)
+    family: str  # its family's name, known before it loads (set, or detected from its config.json at start)
     aliases: frozenset[str] = frozenset()
     engine: RerankEngine | None = None
     lane: Lane | None = None
@@ -84,12 +84,14 @@ class ServedModels:
     @classmethod
     def of(cls, settings: Settings, engine: RerankEngine) -> ServedModels:
         """One already loaded model, served under `settings.model_id`."""
-        return cls(settings, [ServedModel(settings.model_id, settings, engine.kind, engine=engine)], strict=False)
+        served = ServedModel(settings.model_id, settings, engine.family.name, engine=engine)
+        return cls(settings, [served], strict=False)
 
     @staticmethod
     def _served(settings: Settings, spec: ModelSpec) -> ServedModel:
         own = settings.for_model(spec)
-        return ServedModel(spec.name, own, own.kind or read_model_facts(spec.path).kind, aliases=frozenset({spec.path}))
+        return ServedModel(spec.name, own, own.family or read_model_facts(spec.path).family,
+                           aliases=frozenset({spec.path}))
 
     @property
     def default(self) -> ServedModel:
@@ -140,7 +142,7 @@ class ServedModels:
             max_batch_tokens=engine.batch_tokens if engine else batch_tokens_for(own, resolve_device(own.device)),
             max_client_batch_size=documents_per_request, version=__version__, server="rerank-kit",
             max_docs=documents_per_request, query_max_length=own.effective_query_max_length,
-            device=engine.device if engine else None, score_transform="sigmoid", kind=default.kind,
+            device=engine.device if engine else None, score_transform="sigmoid", kind=default.family,
             models=self.names, backend=engine.backend.name if engine else None,
             backend_note=engine.note if engine else None)
 

@@ -26,8 +26,8 @@ _FLAGS: dict[str, tuple[type, str]] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "Every setting is also an environment variable RERANK_<NAME>; see docs/server.md."
-    for name, (kind, help_text) in _FLAGS.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, help=help_text)
+    for name, (parse, help_text) in _FLAGS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=parse, help=help_text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for model in models.models:
         engine = model.engine
-        log.info("model %s: %s, %s", model.name, model.kind,
+        log.info("model %s: %s, %s", model.name, model.family,
                  f"device {engine.device}, {engine.dtype}, {engine.backend.name} backend" if engine
                  else "loaded on its first request")
         if engine:

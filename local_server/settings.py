@@ -3,6 +3,7 @@ and the per-model specs of a config file (RERANK_CONFIG) that override them mode
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,13 +16,14 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rerank_kit import DEFAULT_PORT
 
-# The model families (local_server.families); unset, the kind is detected from the model's config.
-Kind = Literal["cross-encoder", "llm", "llm-layerwise", "llm-lightweight", "qwen3"]
+# The model families (local_server.families); unset, the family is detected from the model's config.
+FamilyName = Literal["cross-encoder", "llm", "llm-layerwise", "llm-lightweight", "qwen3"]
 
 
 def _one_layer(value: object) -> object:
@@ -36,12 +38,22 @@ def _one_layer(value: object) -> object:
 CutoffLayers = Annotated[list[int], BeforeValidator(_one_layer)]
 
 
+def _family_was_kind(data: object) -> object:
+    """The setting was called `kind` (RERANK_KIND, `kind:` in a config file) before it was `family`."""
+    if isinstance(data, dict) and "kind" in data:
+        legacy = data["kind"]
+        data = {key: value for key, value in data.items() if key != "kind"}
+        data.setdefault("family", legacy)
+    return data
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RERANK_", env_file=None, protected_namespaces=())
 
     config: Path | None = Field(None, description="YAML file listing the served models (overrides RERANK_MODEL).")
     model: str = Field("BAAI/bge-reranker-v2-m3", description="Hub id or local folder of a reranker.")
-    kind: Kind | None = Field(None, description="Model family (default: detected from the model's config).")
+    family: FamilyName | None = Field(
+        None, description="Model family (default: detected from the model's config; RERANK_KIND is read too).")
     instruction: str | None = Field(
         None, description="Default instruction of the families that take one (the llm families: the prompt; qwen3).")
     trust_remote_code: bool = Field(False, description="Run the model's own code (jina-reranker-v2, gte, ...).")
@@ -99,6 +111,13 @@ class Settings(BaseSettings):
     offline: bool = Field(False, description="Never contact the Hugging Face Hub.")
     log_level: str = "info"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_kind(cls, data: object) -> object:
+        if isinstance(data, dict) and "family" not in data and (legacy := os.environ.get("RERANK_KIND")):
+            data = {**data, "family": legacy}
+        return _family_was_kind(data)
+
     @field_validator("api_key", mode="before")
     @classmethod
     def _empty_key_is_none(cls, value: object) -> object:
@@ -148,9 +167,14 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_kind(cls, data: object) -> object:
+        return _family_was_kind(data)
+
     name: str = Field(min_length=1, description="The id clients send as `model` (and see in /v1/models).")
     path: str = Field(min_length=1, description="Hub id or local folder.")
-    kind: Kind | None = None
+    family: FamilyName | None = None
     instruction: str | None = None
     max_length: int | None = Field(None, ge=8)
     query_max_length: int | None = Field(None, ge=1)

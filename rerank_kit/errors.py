@@ -18,8 +18,6 @@ from __future__ import annotations
 class RerankError(Exception):
     """Base class: `message`, the `url` tried, a one-line `hint`, and the HTTP `status` if any."""
 
-    kind = "error"
-
     def __init__(self, message: str, *, url: str | None = None, hint: str | None = None,
                  status: int | None = None) -> None:
         self.message = message
@@ -40,73 +38,50 @@ class RerankError(Exception):
 class ConfigurationError(RerankError):
     """The client cannot be used as configured (a URL without a host, a non-numeric timeout)."""
 
-    kind = "configuration"
-
 
 class InvalidInputError(RerankError):
     """The call's own input is unusable (an empty query, documents that are not text)."""
-
-    kind = "invalid_input"
 
 
 class TransportError(RerankError):
     """No HTTP answer arrived: the family of connection failures and timeouts."""
 
-    kind = "transport"
-
 
 class ConnectionFailedError(TransportError):
     """The server could not be reached (refused, DNS, TLS), or the connection broke before an answer."""
-
-    kind = "connection"
 
 
 class RerankTimeoutError(TransportError):
     """Connecting or reading took longer than the configured timeout."""
 
-    kind = "timeout"
-
 
 class StatusError(RerankError):
     """The server answered with an HTTP error status (in `status`) after the retries ran out."""
-
-    kind = "status"
 
 
 class AuthError(StatusError):
     """401/403: the API key is missing or wrong."""
 
-    kind = "auth"
-
 
 class BadRequestError(StatusError):
     """4xx other than auth/rate-limit: the request (or the URL path) is wrong; never retried."""
-
-    kind = "bad_request"
 
 
 class RateLimitError(StatusError):
     """429, or 503 with Retry-After (an overloaded server asking to come back), after the retries ran out."""
 
-    kind = "rate_limit"
-
 
 class ServerError(StatusError):
     """5xx (503 without Retry-After included) after the retries ran out: the server failed or is unavailable."""
-
-    kind = "server"
 
 
 class NotARerankerError(RerankError):
     """The server serves another kind of model, or its answer is not a rerank response (a web page, other JSON)."""
 
-    kind = "not_a_reranker"
-
 
 class ModelNotServedError(RerankError):
     """The configured model is not among the ones the server lists."""
 
-    kind = "model_not_served"
 
 
 __all__ = [

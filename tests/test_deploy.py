@@ -168,11 +168,11 @@ def test_the_models_values_are_the_servers_model_settings() -> None:
     """values.schema.json's per-model keys are ModelSpec's fields, so a misspelt one fails at install."""
     import json
 
-    from local_server.settings import Kind, ModelSpec
+    from local_server.settings import FamilyName, ModelSpec
 
     schema = json.loads((CHART / "values.schema.json").read_text())["properties"]["models"]["items"]
     assert set(schema["properties"]) == set(ModelSpec.model_fields)
-    assert schema["properties"]["kind"]["enum"] == list(get_args(Kind))
+    assert schema["properties"]["family"]["enum"] == list(get_args(FamilyName))
     two = VALUE_SETS["two-models"]["models"]
     with pytest.raises(helm.HelmError, match="additional properties 'max_len' not allowed"):
         objects({"models": [{**two[0], "max_len": 512}]})

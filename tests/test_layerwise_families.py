@@ -42,9 +42,9 @@ def model_dirs(tiny_layerwise_dir: Path, tiny_lightweight_dir: Path) -> dict[str
 @pytest.fixture(scope="module")
 def expected(model_dirs: dict[str, Path]) -> dict[str, list[list[float]]]:
     """Every case's reference scores, one reference process per family."""
-    calls = {kind: [{"pairs": [[QUERY, d] for d in DOCS], "options": case} for case in cases]
-             for kind, cases in CASES.items()}
-    return {kind: reference_scores(kind, model_dirs[kind], calls[kind], MAX_LENGTH) for kind in CASES}
+    calls = {family: [{"pairs": [[QUERY, d] for d in DOCS], "options": case} for case in cases]
+             for family, cases in CASES.items()}
+    return {family: reference_scores(family, model_dirs[family], calls[family], MAX_LENGTH) for family in CASES}
 
 
 def ours(model_dir: Path, case: dict[str, Any]) -> np.ndarray:
@@ -54,25 +54,26 @@ def ours(model_dir: Path, case: dict[str, Any]) -> np.ndarray:
     return raw_scores(engine, DOCS, instruction=case.get("prompt"))
 
 
-@pytest.mark.parametrize(("kind", "case"), [(kind, i) for kind, cases in CASES.items() for i in range(len(cases))])
-def test_scores_equal_flagembeddings_reference(kind: str, case: int, model_dirs: dict[str, Path],
+@pytest.mark.parametrize(("family", "case"),
+                         [(family, i) for family, cases in CASES.items() for i in range(len(cases))])
+def test_scores_equal_flagembeddings_reference(family: str, case: int, model_dirs: dict[str, Path],
                                                expected: dict[str, list[list[float]]]) -> None:
-    scores = ours(model_dirs[kind], CASES[kind][case])
-    assert np.abs(scores - np.array(expected[kind][case])).max() < TOLERANCE, CASES[kind][case]
+    scores = ours(model_dirs[family], CASES[family][case])
+    assert np.abs(scores - np.array(expected[family][case])).max() < TOLERANCE, CASES[family][case]
 
 
 def test_the_settings_change_the_scores(model_dirs: dict[str, Path], expected: dict[str, list[list[float]]]) -> None:
     """Each case is a different computation (so each equality above pins one)."""
-    for kind in CASES:
-        rows = np.array(expected[kind])
+    for family in CASES:
+        rows = np.array(expected[family])
         distances = [np.abs(rows[i] - rows[j]).max() for i in range(len(rows)) for j in range(i)]
-        assert min(distances) > 1e-3, kind
+        assert min(distances) > 1e-3, family
 
 
-@pytest.mark.parametrize("kind", list(CASES))
-def test_a_score_never_depends_on_its_batch_mates(kind: str, model_dirs: dict[str, Path]) -> None:
-    engine = engine_for(model_dirs[kind], **({"compress_ratio": 2, "compress_layers": [1, 3]}
-                                             if kind == "llm-lightweight" else {"cutoff_layers": [3]}))
+@pytest.mark.parametrize("family", list(CASES))
+def test_a_score_never_depends_on_its_batch_mates(family: str, model_dirs: dict[str, Path]) -> None:
+    engine = engine_for(model_dirs[family], **({"compress_ratio": 2, "compress_layers": [1, 3]}
+                                             if family == "llm-lightweight" else {"cutoff_layers": [3]}))
     pairs = engine.encode(QUERY, DOCS)
     assert len({len(p) for p in pairs}) > 2  # a mixed-length batch: the short pairs are padded
     together = engine.logits(pairs)
@@ -82,17 +83,17 @@ def test_a_score_never_depends_on_its_batch_mates(kind: str, model_dirs: dict[st
 
 
 def test_the_kind_is_detected_from_the_saved_models(model_dirs: dict[str, Path]) -> None:
-    for kind, folder in model_dirs.items():
-        assert read_model_facts(str(folder)).kind == kind
-        assert engine_for(folder).kind == kind
+    for family, folder in model_dirs.items():
+        assert read_model_facts(str(folder)).family == family
+        assert engine_for(folder).family.name == family
 
 
-@pytest.mark.parametrize(("kind", "layer", "usable"), [("llm-layerwise", 1, "2..4"), ("llm-layerwise", 5, "2..4"),
+@pytest.mark.parametrize(("family", "layer", "usable"), [("llm-layerwise", 1, "2..4"), ("llm-layerwise", 5, "2..4"),
                                                        ("llm-lightweight", 0, "2..4")])
-def test_a_layer_without_a_head_is_refused_naming_the_usable_ones(kind: str, layer: int, usable: str,
+def test_a_layer_without_a_head_is_refused_naming_the_usable_ones(family: str, layer: int, usable: str,
                                                                   model_dirs: dict[str, Path]) -> None:
     with pytest.raises(ModelLoadError, match=f"cutoff_layers \\[{layer}\\] is not one of its scoring layers {usable}"):
-        engine_for(model_dirs[kind], cutoff_layers=[layer])
+        engine_for(model_dirs[family], cutoff_layers=[layer])
 
 
 def test_one_cutoff_layer_per_model() -> None:
@@ -128,7 +129,7 @@ def test_a_checkpoint_that_does_not_fit_its_config_is_one_clear_error(change: di
     config.update(change)
     (folder / "config.json").write_text(json.dumps({k: v for k, v in config.items() if v is not None}))
     with pytest.raises(ModelLoadError, match=f"does not match a llm-lightweight model's config.json: .*{says}"):
-        engine_for(folder, kind="llm-lightweight")
+        engine_for(folder, family="llm-lightweight")
 
 
 def test_a_compress_layer_at_or_after_the_cutoff_changes_nothing(tiny_lightweight_dir: Path) -> None:

@@ -2,7 +2,7 @@
 cross-encoder = FlagReranker.compute_score, llm = FlagLLMReranker.compute_score (Gemma), qwen3 = the
 Qwen3-Reranker model card's formula on each pair alone (Qwen3ForCausalLM); llm-layerwise and llm-lightweight
 are in test_layerwise_families. A decoder pair's score does not
-depend on its batch-mates; the kind is detected from the config; remote code needs the user's consent;
+depend on its batch-mates; the family is detected from the config; remote code needs the user's consent;
 the registry loads lazily and unloads idle models.
 """
 
@@ -23,7 +23,7 @@ from local_server.backends import ModelLoadError, load_backend
 from local_server.engine import RerankEngine
 from local_server.families import read_model_facts
 from local_server.registry import ModelNotFoundError, ServedModels
-from local_server.settings import ConfigFileError, Settings, read_config
+from local_server.settings import ConfigFileError, ModelSpec, Settings, read_config
 
 QUERY = "which city is the capital of france"
 DOCS = [
@@ -97,13 +97,13 @@ def test_cross_encoder_equals_flag_reranker(tiny_model_dir: Path) -> None:
     engine = engine_for(tiny_model_dir, backend="torch")
     reference = FlagReranker(str(tiny_model_dir), use_fp16=False, devices=["cpu"], max_length=MAX_LENGTH)
     expected = np.array(reference.compute_score([[QUERY, d] for d in DOCS], max_length=MAX_LENGTH))
-    assert engine.kind == "cross-encoder"
+    assert engine.family.name == "cross-encoder"
     assert np.abs(raw_scores(engine, DOCS) - expected).max() < TOLERANCE
 
 
 def test_llm_equals_flag_llm_reranker_with_its_prompt_or_an_instruction(tiny_llm_dir: Path) -> None:
     engine = engine_for(tiny_llm_dir)
-    assert engine.kind == "llm"
+    assert engine.family.name == "llm"
     assert np.abs(raw_scores(engine, DOCS) - flag_llm_reference(tiny_llm_dir, DOCS)).max() < TOLERANCE
     prompt = "Is passage B relevant to query A? Answer Yes or No."
     instructed = raw_scores(engine, DOCS, instruction=prompt)
@@ -119,7 +119,7 @@ def test_llm_default_instruction_from_the_model_spec(tiny_llm_dir: Path) -> None
 
 def test_qwen3_equals_the_model_card(tiny_qwen3_dir: Path) -> None:
     engine = engine_for(tiny_qwen3_dir, max_length=QWEN3_MAX_LENGTH)
-    assert engine.kind == "qwen3"
+    assert engine.family.name == "qwen3"
     probabilities = 1 / (1 + np.exp(-raw_scores(engine, DOCS)))
     assert np.abs(probabilities - qwen3_model_card(tiny_qwen3_dir, QUERY, DOCS)).max() < TOLERANCE
     instruction = "Find the passage naming the capital"
@@ -147,25 +147,25 @@ def test_too_long_without_truncation_is_refused_for_decoders(tiny_qwen3_dir: Pat
         engine_for(tiny_qwen3_dir, max_length=QWEN3_MAX_LENGTH).encode(QUERY, DOCS, truncate=False)
 
 
-# -- the kind, and remote code ----------------------------------------------------------------------------
+# -- the family, and remote code ----------------------------------------------------------------------------
 
 def test_the_kind_is_detected_from_the_config(tiny_model_dir: Path, tiny_llm_dir: Path, tiny_qwen3_dir: Path,
                                                tmp_path: Path) -> None:
-    assert read_model_facts(str(tiny_model_dir)).kind == "cross-encoder"
-    assert read_model_facts(str(tiny_llm_dir)).kind == "llm"
-    assert read_model_facts(str(tiny_qwen3_dir)).kind == "qwen3"
-    for architecture, kind in (("LayerWiseMiniCPMForCausalLM", "llm-layerwise"),
+    assert read_model_facts(str(tiny_model_dir)).family == "cross-encoder"
+    assert read_model_facts(str(tiny_llm_dir)).family == "llm"
+    assert read_model_facts(str(tiny_qwen3_dir)).family == "qwen3"
+    for architecture, family in (("LayerWiseMiniCPMForCausalLM", "llm-layerwise"),
                                ("CostWiseGemmaForCausalLM", "llm-lightweight"),
                                ("XLMRobertaForSequenceClassification", "cross-encoder")):
         folder = tmp_path / architecture
         folder.mkdir()
         (folder / "config.json").write_text(json.dumps({"architectures": [architecture]}))
-        assert read_model_facts(str(folder)).kind == kind
+        assert read_model_facts(str(folder)).family == family
 
 
 def test_an_explicit_kind_wins_over_detection(tiny_qwen3_dir: Path) -> None:
     """A Qwen3 causal LM served with the generic `llm` template (FlagLLMReranker's prompt, the "Yes" logit)."""
-    assert engine_for(tiny_qwen3_dir, kind="llm").kind == "llm"
+    assert engine_for(tiny_qwen3_dir, family="llm").family.name == "llm"
 
 
 CUSTOM_MODELING = """from transformers import BertConfig, BertForSequenceClassification
@@ -222,7 +222,7 @@ def test_lazy_load_and_idle_unload(tiny_model_dir: Path, tiny_qwen3_dir: Path, t
     ])
     models = ServedModels.load(Settings(config=config, offline=True))
     fast, qwen = models.get("fast"), models.get("qwen")
-    assert fast.engine and qwen.engine is None and qwen.kind == "qwen3"  # detected without loading
+    assert fast.engine and qwen.engine is None and qwen.family == "qwen3"  # detected without loading
     assert models.get(None) is fast and models.get("qwen___VLLM") is qwen and models.get(str(tiny_qwen3_dir)) is qwen
     with pytest.raises(ModelNotFoundError, match="served models: fast, qwen"):
         models.get("nope")
@@ -235,7 +235,7 @@ def test_lazy_load_and_idle_unload(tiny_model_dir: Path, tiny_qwen3_dir: Path, t
         return engine
 
     engine = asyncio.run(use())
-    assert qwen.engine is engine and engine.max_length == 160 and engine.kind == "qwen3"
+    assert qwen.engine is engine and engine.max_length == 160 and engine.family.name == "qwen3"
     assert models.unload_idle(now=qwen.last_used + 30) == []  # not idle long enough
     qwen.active = 1
     assert models.unload_idle(now=qwen.last_used + 120) == []  # a request in progress
@@ -274,3 +274,13 @@ def test_serve_with_a_bad_config_file_exits_2_with_one_line(tmp_path: Path) -> N
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip() == f"rerank-kit: {config}: models.0.colour: Extra inputs are not permitted"
+
+
+def test_the_setting_once_called_kind_is_still_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RERANK_KIND and a config file's `kind:` (the setting's name before it was `family`) keep working."""
+    assert ModelSpec(name="m", path="p", kind="qwen3").family == "qwen3"
+    assert Settings(kind="llm").family == "llm"
+    monkeypatch.setenv("RERANK_KIND", "qwen3")
+    assert Settings().family == "qwen3"
+    monkeypatch.setenv("RERANK_FAMILY", "llm")
+    assert Settings().family == "llm"  # the new name wins

@@ -64,9 +64,9 @@ def test_each_model_scores_as_its_familys_reference(server: str, tiny_model_dir:
     answer = rerank(server, "qwen3")
     assert np.abs(by_index(answer) - expected).max() < TOLERANCE and answer.json()["model"] == "qwen3"
     pairs = [[QUERY, d] for d in DOCS]
-    for name, kind, folder, options in (("minicpm", "llm-layerwise", tiny_layerwise_dir, {"cutoff_layers": [3]}),
+    for name, family, folder, options in (("minicpm", "llm-layerwise", tiny_layerwise_dir, {"cutoff_layers": [3]}),
                                         ("gemma2-lite", "llm-lightweight", tiny_lightweight_dir, LIGHTWEIGHT_OPTIONS)):
-        [expected] = reference_scores(kind, folder, [{"pairs": pairs, "options": options}], MAX_LENGTH)
+        [expected] = reference_scores(family, folder, [{"pairs": pairs, "options": options}], MAX_LENGTH)
         assert np.abs(by_index(rerank(server, name, raw_scores=True)) - np.array(expected)).max() < TOLERANCE, name
 
 

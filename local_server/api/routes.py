@@ -141,7 +141,7 @@ async def list_models(request: Request) -> Response:
     state = serving(request)
     return json_response(ModelList(data=[
         ModelCard(id=model.name, created=state.started, type="rerank", max_input_length=model.settings.max_length,
-                  kind=model.kind, backend_note=model.engine.note if model.engine else None)
+                  kind=model.family, backend_note=model.engine.note if model.engine else None)
         for model in state.models.models]))
 
 

@@ -20,14 +20,18 @@ from local_server.settings import Settings
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+    from local_server.families import Family
+
 
 log = logging.getLogger(__name__)
 
-_LAYERWISE_KINDS = ("llm-layerwise", "llm-lightweight")  # local_server.backends.layerwise
+_LAYERWISE_FAMILIES = ("llm-layerwise", "llm-lightweight")  # local_server.backends.layerwise
 
 
 class Backend(Protocol):
     name: str  # "torch" or "onnx": what /info and the start-up line report
+    # Inputs beyond the padded ids, mask and token types that this backend reads (RerankEngine.EXTRA_INPUTS).
+    extra_inputs: frozenset[str]
 
     def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """int64 [B, T] arrays (input_ids, attention_mask, token_type_ids?) -> float32 [B] raw logits."""
@@ -42,7 +46,7 @@ class LoadedModel:
     tokenizer: PreTrainedTokenizerBase
     device: str
     dtype: str
-    kind: str = "cross-encoder"  # the family (local_server.families) that tokenises for this backend
+    family: Family  # its template (local_server.families), built once for this tokenizer and these settings
     note: str | None = None  # why it is served otherwise than asked (int8 refused on this CPU), for /info
 
 
@@ -73,27 +77,27 @@ def load_backend(settings: Settings) -> LoadedModel:
     if settings.threads:
         torch.set_num_threads(settings.threads)  # the torch forward pass, or the one-time ONNX export
     facts = read_model_facts(settings.model)
-    kind = settings.kind or facts.kind
-    if settings.backend == "onnx" and kind != "cross-encoder":
-        log.warning("the onnx backend serves cross-encoders; %s (%s) runs on torch", settings.model, kind)
-    if settings.cutoff_layers and kind not in _LAYERWISE_KINDS:
+    family = settings.family or facts.family
+    if settings.backend == "onnx" and family != "cross-encoder":
+        log.warning("the onnx backend serves cross-encoders; %s (%s) runs on torch", settings.model, family)
+    if settings.cutoff_layers and family not in _LAYERWISE_FAMILIES:
         log.warning("%s (%s): cutoff_layers applies to llm-layerwise and llm-lightweight models; ignored",
-                    settings.model, kind)
-    if settings.compress_ratio != 1 and kind != "llm-lightweight":
-        log.warning("%s (%s): compress_ratio applies to llm-lightweight models; ignored", settings.model, kind)
-    if kind in _LAYERWISE_KINDS:  # their weights only: the models' bundled code never runs
+                    settings.model, family)
+    if settings.compress_ratio != 1 and family != "llm-lightweight":
+        log.warning("%s (%s): compress_ratio applies to llm-lightweight models; ignored", settings.model, family)
+    if family in _LAYERWISE_FAMILIES:  # their weights only: the models' bundled code never runs
         from local_server.backends import layerwise
 
-        return layerwise.load(settings, kind)
+        return layerwise.load(settings, family)
     if facts.remote_code and not settings.trust_remote_code:
         raise ModelLoadError(
             f"{settings.model} runs its own code (its config.json has auto_map); rerank-kit runs it only when "
             "allowed: set `trust_remote_code: true` for this model in the config file (or "
             "RERANK_TRUST_REMOTE_CODE=true) after reading that code")
-    if kind != "cross-encoder":
+    if family != "cross-encoder":
         from local_server.backends import decoder
 
-        return decoder.load(settings, kind)
+        return decoder.load(settings, family)
     if settings.trust_remote_code:  # the ONNX export cannot run a model's own code
         from local_server.backends import torch as torch_backend
 

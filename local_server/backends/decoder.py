@@ -19,6 +19,7 @@ class DecoderBackend:
     """Raw score per pair: logit(a), or logit(a) - logit(b), of the given tokens at the last real position."""
 
     name = "torch"
+    extra_inputs: frozenset[str] = frozenset()
 
     def __init__(self, model, device: str, score_tokens: tuple[int, ...]) -> None:
         import torch
@@ -51,7 +52,7 @@ class DecoderBackend:
         return raw.cpu().numpy()
 
 
-def load(settings: Settings, kind: str) -> LoadedModel:
+def load(settings: Settings, family_name: str) -> LoadedModel:
     """The causal LM and its tokenizer (remote code only when the model's spec allows it), on its device."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -65,6 +66,6 @@ def load(settings: Settings, kind: str) -> LoadedModel:
         model = AutoModelForCausalLM.from_pretrained(settings.model, trust_remote_code=settings.trust_remote_code,
                                                      dtype=torch.float16 if fp16 else torch.float32)
     model.to(device).eval()
-    family = family_for(kind, tokenizer, settings)
+    family = family_for(family_name, tokenizer, settings)
     return LoadedModel(DecoderBackend(model, device, family.score_tokens), tokenizer, device,
-                       "float16" if fp16 else "float32", kind)
+                       "float16" if fp16 else "float32", family)

@@ -34,6 +34,7 @@ from torch import nn
 
 from local_server.backends import LoadedModel, ModelLoadError, explain_load_failure
 from local_server.backends.torch import resolve_device, use_fp16
+from local_server.families import family_for
 from local_server.model_files import model_folder
 from local_server.settings import Settings
 
@@ -54,6 +55,9 @@ class LayerwiseBackend:
     def __init__(self, stack: MiniCPMLayerwise | Gemma2Lightweight, device: str) -> None:
         self._stack = stack
         self._device = device
+        # the lightweight model compresses the passage: it needs where each pair's query and prompt end
+        self.extra_inputs = frozenset({"query_lengths", "prompt_lengths"} if isinstance(stack, Gemma2Lightweight)
+                                      else ())
 
     def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         tensors = {name: torch.from_numpy(array).to(self._device) for name, array in batch.items()}
@@ -188,7 +192,7 @@ def compress_passages(hidden: torch.Tensor, mask: torch.Tensor, query_lengths: t
     return out, new_mask
 
 
-def load(settings: Settings, kind: str) -> LoadedModel:
+def load(settings: Settings, family: str) -> LoadedModel:
     """The checkpoint's embeddings, first `cutoff` layers, final norm and the cut-off layer's head: built on the
     meta device and given the checkpoint's tensors, so a multi-GB model is neither initialised nor held twice."""
     from transformers import AutoTokenizer, PretrainedConfig
@@ -201,9 +205,9 @@ def load(settings: Settings, kind: str) -> LoadedModel:
         # an empty config: transformers does not know these model types, and the tokenizer needs none
         tokenizer = AutoTokenizer.from_pretrained(folder, config=PretrainedConfig())
     try:
-        cutoff, head = _cutoff_and_head(settings, kind, config)
+        cutoff, head = _cutoff_and_head(settings, family, config)
         with torch.device("meta"):
-            if kind == "llm-layerwise":
+            if family == "llm-layerwise":
                 stack: MiniCPMLayerwise | Gemma2Lightweight = MiniCPMLayerwise(config, cutoff)
             else:
                 stack = Gemma2Lightweight(config, cutoff, settings.compress_layers, settings.compress_ratio)
@@ -211,11 +215,12 @@ def load(settings: Settings, kind: str) -> LoadedModel:
     except ModelLoadError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a field missing or null; tensors that do not fit
-        raise ModelLoadError(f"{settings.model}: its checkpoint does not match a {kind} model's config.json: "
+        raise ModelLoadError(f"{settings.model}: its checkpoint does not match a {family} model's config.json: "
                              f"{' '.join(line.strip() for line in str(exc).strip().splitlines()[:2])}") from exc
     place(stack, device, dtype)
-    log.info("%s: %s, scored at layer %d of %d", settings.model, kind, cutoff, config["num_hidden_layers"])
-    return LoadedModel(LayerwiseBackend(stack, device), tokenizer, device, str(dtype).removeprefix("torch."), kind)
+    log.info("%s: %s, scored at layer %d of %d", settings.model, family, cutoff, config["num_hidden_layers"])
+    return LoadedModel(LayerwiseBackend(stack, device), tokenizer, device, str(dtype).removeprefix("torch."),
+                       family_for(family, tokenizer, settings))
 
 
 def place(stack: MiniCPMLayerwise | Gemma2Lightweight, device: str, dtype: torch.dtype) -> None:
@@ -227,10 +232,10 @@ def place(stack: MiniCPMLayerwise | Gemma2Lightweight, device: str, dtype: torch
     stack.eval()
 
 
-def _cutoff_and_head(settings: Settings, kind: str, config: dict[str, Any]) -> tuple[int, str]:
+def _cutoff_and_head(settings: Settings, family: str, config: dict[str, Any]) -> tuple[int, str]:
     """The layer to score at (default: the last) and the checkpoint name of the head that scores it."""
-    layers, start = config["num_hidden_layers"], config.get("start_layer", _DEFAULT_START_LAYER[kind])
-    if kind == "llm-layerwise":
+    layers, start = config["num_hidden_layers"], config.get("start_layer", _DEFAULT_START_LAYER[family])
+    if family == "llm-layerwise":
         if config.get("head_type", "simple") != "simple":
             raise ModelLoadError(f"{settings.model}: head_type {config['head_type']!r} has no one-score head; "
                                  "LayerWiseFlagLLMReranker scores the `simple` head type")
@@ -248,7 +253,7 @@ def _cutoff_and_head(settings: Settings, kind: str, config: dict[str, Any]) -> t
         step = usable[1] - usable[0] if len(usable) > 1 else 1
         raise ModelLoadError(f"{settings.model}: cutoff_layers [{cutoff}] is not one of its scoring layers "
                              f"{usable[0]}..{usable[-1]}" + (f" (every {step})" if step > 1 else ""))
-    if kind == "llm-lightweight":
+    if family == "llm-lightweight":
         return cutoff, "lm_head.0.linear_head.weight"
     if config.get("head_multi", True):
         return cutoff, f"lm_head.{cutoff - start}.linear_head.weight"

@@ -20,6 +20,7 @@ class TorchBackend:
     """Plain PyTorch forward under inference_mode."""
 
     name = "torch"
+    extra_inputs: frozenset[str] = frozenset()
 
     def __init__(self, model, device: str) -> None:
         import torch
@@ -62,6 +63,8 @@ def load(settings: Settings) -> LoadedModel:
     """FlagReranker's model and tokenizer, the model moved to its device (in fp16 there when asked) once."""
     from FlagEmbedding import FlagReranker
 
+    from local_server.families import family_for
+
     device = resolve_device(settings.device)
     fp16 = use_fp16(settings.fp16, device)
     with explain_load_failure(settings.model):
@@ -72,4 +75,5 @@ def load(settings: Settings) -> LoadedModel:
     require_one_logit(settings.model, reranker.model.config)
     model = reranker.model.half() if fp16 else reranker.model
     model.to(device).eval()
-    return LoadedModel(TorchBackend(model, device), reranker.tokenizer, device, "float16" if fp16 else "float32")
+    return LoadedModel(TorchBackend(model, device), reranker.tokenizer, device, "float16" if fp16 else "float32",
+                       family_for("cross-encoder", reranker.tokenizer, settings))

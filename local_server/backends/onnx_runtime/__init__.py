@@ -29,6 +29,7 @@ from local_server.backends.onnx_runtime.export import (
     local_model_dir,
 )
 from local_server.backends.onnx_runtime.session import OnnxBackend
+from local_server.families import family_for
 from local_server.settings import Settings
 
 __all__ = ["ExportRejectedError", "OnnxBackend", "load", "load_onnx_backend"]
@@ -49,21 +50,22 @@ def load(settings: Settings) -> LoadedModel:
         config = AutoConfig.from_pretrained(settings.model)
         tokenizer = AutoTokenizer.from_pretrained(settings.model)  # as FlagReranker loads it
     require_one_logit(settings.model, config)
+    family = family_for("cross-encoder", tokenizer, settings)
     if settings.device not in ("auto", "cpu"):
         log.warning("the onnx backend runs on the CPU; RERANK_DEVICE=%s does not apply", settings.device)
     options = {"threads": settings.threads, "cache_dir": settings.cache_dir, "forced": settings.backend == "onnx"}
     fp32 = load_onnx_backend(settings.model, quantize="none", **options)
     if settings.onnx_quantize == "none":
-        return LoadedModel(fp32, tokenizer, "cpu", "float32")
+        return LoadedModel(fp32, tokenizer, "cpu", "float32", family)
     quantised = load_onnx_backend(settings.model, quantize="int8", **options)
     check = check_int8(fp32, quantised, tokenizer, settings)
     if check.passed:
         log.info("serving %s in int8 (%s): %s", settings.model, Path(quantised.model_path).parent.name,
                  check.describe())
-        return LoadedModel(quantised, tokenizer, "cpu", "int8")
+        return LoadedModel(quantised, tokenizer, "cpu", "int8", family)
     note = f"serving fp32, not int8: {check.describe()}"
     log.warning("%s: %s", settings.model, note)
-    return LoadedModel(fp32, tokenizer, "cpu", "float32", note=note)
+    return LoadedModel(fp32, tokenizer, "cpu", "float32", family, note=note)
 
 
 def check_int8(fp32: OnnxBackend, quantised: OnnxBackend, tokenizer, settings: Settings) -> int8.Int8Check:

@@ -11,6 +11,7 @@ class OnnxBackend:
     """Scores padded batches with an onnxruntime InferenceSession; feeds only the inputs the graph has."""
 
     name = "onnx"
+    extra_inputs: frozenset[str] = frozenset()
 
     def __init__(self, model_path: Path, *, threads: int | None) -> None:
         import onnxruntime as ort
