@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from local_server.backends import load_backend, stay_offline
-from local_server.backends.torch import resolve_device
+from local_server.backends.device import resolve_device
 from local_server.batcher import Batcher, Lane
 from local_server.engine import EncodedPair, RerankEngine, batch_tokens_for
 from local_server.families import read_model_facts

@@ -15,6 +15,7 @@ from pydantic import (
     SecretStr,
     TypeAdapter,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -162,7 +163,14 @@ class Settings(BaseSettings):
         return local.name if local.is_dir() else self.model
 
 
-class ModelSpec(BaseModel):
+# The settings a config file's model entry may set for itself; their types, bounds and descriptions are
+# Settings' own (Infinity's EngineArgs keeps model options in one place the same way).
+PER_MODEL_SETTINGS = ("family", "instruction", "max_length", "query_max_length", "max_batch_tokens", "backend",
+                      "onnx_quantize", "device", "fp16", "trust_remote_code", "cutoff_layers", "compress_layers",
+                      "compress_ratio", "lazy_load", "idle_unload_s")
+
+
+class _ModelEntry(BaseModel):
     """One entry of the config file's `models:` list; unset fields take the server-wide RERANK_* values."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -174,21 +182,18 @@ class ModelSpec(BaseModel):
 
     name: str = Field(min_length=1, description="The id clients send as `model` (and see in /v1/models).")
     path: str = Field(min_length=1, description="Hub id or local folder.")
-    family: FamilyName | None = None
-    instruction: str | None = None
-    max_length: int | None = Field(None, ge=8)
-    query_max_length: int | None = Field(None, ge=1)
-    max_batch_tokens: int | None = Field(None, ge=64)
-    backend: Literal["auto", "torch", "onnx"] | None = None
-    onnx_quantize: Literal["none", "int8"] | None = None
-    device: str | None = None
-    fp16: bool | None = None
-    trust_remote_code: bool | None = None
-    cutoff_layers: CutoffLayers | None = None
-    compress_layers: list[int] | None = None
-    compress_ratio: Literal[1, 2, 4, 8] | None = None
-    lazy_load: bool | None = None
-    idle_unload_s: float | None = Field(None, gt=0)
+
+
+def _unset_by_default(name: str) -> tuple[Any, Any]:
+    """Settings' field `name` as an optional per-model field: same type and bounds, None when not given."""
+    field = Settings.model_fields[name]
+    optional = field.annotation | None
+    typed = Annotated[optional, *field.metadata] if field.metadata else optional
+    return typed, Field(None, description=field.description)
+
+
+ModelSpec = create_model("ModelSpec", __base__=_ModelEntry, __module__=__name__,
+                         **{name: _unset_by_default(name) for name in PER_MODEL_SETTINGS})
 
 
 class ConfigFileError(ValueError):

@@ -98,14 +98,12 @@ def load_backend(settings: Settings) -> LoadedModel:
         from local_server.backends import decoder
 
         return decoder.load(settings, family)
+    from local_server.backends import flag_reranker
+    from local_server.backends.device import resolve_device
+
     if settings.trust_remote_code:  # the ONNX export cannot run a model's own code
-        from local_server.backends import torch as torch_backend
-
-        return torch_backend.load(settings)
-    from local_server.backends import torch as torch_backend
-
-    if settings.backend == "onnx" or (settings.backend == "auto"
-                                      and torch_backend.resolve_device(settings.device) == "cpu"):
+        return flag_reranker.load(settings)
+    if settings.backend == "onnx" or (settings.backend == "auto" and resolve_device(settings.device) == "cpu"):
         from local_server.backends import onnx_runtime
 
         try:
@@ -114,7 +112,7 @@ def load_backend(settings: Settings) -> LoadedModel:
             if settings.backend == "onnx":
                 raise ModelLoadError(f"RERANK_BACKEND=onnx: {exc}") from exc
             log.warning("serving %s with torch: %s", settings.model, exc)
-    return torch_backend.load(settings)
+    return flag_reranker.load(settings)
 
 
 def require_one_logit(model: str, config: Any) -> None:

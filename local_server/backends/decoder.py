@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from local_server.backends import LoadedModel, explain_load_failure
-from local_server.backends.torch import resolve_device, use_fp16
+from local_server.backends.device import resolve_device, use_fp16
 from local_server.settings import Settings
 
 

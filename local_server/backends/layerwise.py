@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from local_server.backends import LoadedModel, ModelLoadError, explain_load_failure
-from local_server.backends.torch import resolve_device, use_fp16
+from local_server.backends.device import resolve_device, use_fp16
 from local_server.families import family_for
 from local_server.model_files import model_folder
 from local_server.settings import Settings

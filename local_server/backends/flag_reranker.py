@@ -1,4 +1,5 @@
-"""The default backend: PyTorch under inference_mode, on the chosen device, fp16 on CUDA.
+"""Cross-encoders on PyTorch under inference_mode, on the chosen device, fp16 on CUDA (GPUs, and the CPU
+where the ONNX export cannot be used).
 
 The model is loaded through FlagEmbedding's FlagReranker, so every model it loads works the same; the
 engine tokenises exactly as its compute_score does, and the tests pin the scores to compute_score's.
@@ -6,14 +7,11 @@ engine tokenises exactly as its compute_score does, and the tests pin the scores
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from local_server.backends import LoadedModel, explain_load_failure, require_one_logit
+from local_server.backends.device import resolve_device, use_fp16
 from local_server.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 class TorchBackend:
@@ -35,28 +33,6 @@ class TorchBackend:
         with torch.inference_mode():
             out = self._model(**inputs, return_dict=True).logits
         return out.view(-1).float().cpu().numpy()
-
-
-def resolve_device(requested: str) -> str:
-    """auto -> cuda, else mps, else cpu (FlagReranker's order, restricted to one device)."""
-    if requested != "auto":
-        return requested
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda:0"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def use_fp16(requested: bool | None, device: str) -> bool:
-    """fp16 by default on CUDA only; never on a CPU, where LayerNorm has no Half kernel."""
-    fp16 = requested if requested is not None else device.startswith("cuda")
-    if fp16 and device == "cpu":
-        log.warning("fp16 is not supported on CPU (LayerNorm has no Half kernel); using fp32")
-        return False
-    return fp16
 
 
 def load(settings: Settings) -> LoadedModel:
