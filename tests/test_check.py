@@ -13,12 +13,12 @@ import sys
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from server_process import QuietHandler, free_port, serving
 
 from rerank_kit.cli import main
 from rerank_kit.client import CheckReport
 from rerank_kit.commands.check import report_lines
 from rerank_kit.errors import RerankTimeoutError
+from tests.support.server_process import QuietHandler, free_port, serving
 
 TEI_MODEL = "BAAI/bge-reranker-base"
 

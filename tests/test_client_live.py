@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_process import free_port, running_server
 
 from rerank_kit.client import AsyncRerankClient, RerankClient, ServerKind, WireFormat
 from rerank_kit.errors import AuthError, ConnectionFailedError, ModelNotServedError, TransportError
+from tests.support.server_process import free_port, running_server
 
 QUERY = "what is the capital of france"
 DOCS = ["paris is the capital of france", "the cat sat on the mat", "rain and cloud today",
@@ -141,7 +141,7 @@ def test_the_client_rides_through_a_server_restart(tiny_model_dir: Path) -> None
     port: every call returns once, with the right scores; none is lost or duplicated."""
     import threading
 
-    from server_process import running_server_process
+    from tests.support.server_process import running_server_process
 
     port = free_port()
     queries = [f"{QUERY} {i}" for i in range(40)]

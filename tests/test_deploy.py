@@ -204,7 +204,7 @@ def test_the_server_runs_with_only_the_volumes_the_chart_makes_writable(
     The pod's environment, with /models moved under tmp_path and an unwritable HOME, runs a real server
     (including a first ONNX export when the backend chooses one) that answers a rerank.
     """
-    from server_process import running_server
+    from tests.support.server_process import running_server
 
     models = tmp_path / "models"
     shutil.copytree(tiny_model_dir, models / "tiny")

@@ -16,7 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from dify_stdio import (
+
+from rerank_kit.commands import difypkg
+from rerank_kit.protocol import ErrorBody, ServerInfo
+from tests.support.dify_stdio import (
     DOCS,
     PROVIDER,
     QUERY,
@@ -29,10 +32,7 @@ from dify_stdio import (
     server_ranking,
     unpack,
 )
-from server_process import TEST_API_KEY, QuietHandler, free_port, serving
-
-from rerank_kit.commands import difypkg
-from rerank_kit.protocol import ErrorBody, ServerInfo
+from tests.support.server_process import TEST_API_KEY, QuietHandler, free_port, serving
 
 SERVER_KEY = TEST_API_KEY
 

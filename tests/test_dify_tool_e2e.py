@@ -15,10 +15,19 @@ from typing import Any
 
 import httpx
 import pytest
-from dify_stdio import DOCS, QUERY, PluginProcess, Reply, credentials, require_dify_python, server_ranking, unpack
-from server_process import TEST_API_KEY, free_port
 
 from rerank_kit.commands import dify_signature, difypkg
+from tests.support.dify_stdio import (
+    DOCS,
+    QUERY,
+    PluginProcess,
+    Reply,
+    credentials,
+    require_dify_python,
+    server_ranking,
+    unpack,
+)
+from tests.support.server_process import TEST_API_KEY, free_port
 
 TOOL_PROVIDER, TOOL = "rerank_kit_tools", "rerank"
 SERVER_KEY = TEST_API_KEY

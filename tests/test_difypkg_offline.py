@@ -17,18 +17,6 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from dify_stdio import (
-    DOCS,
-    PROVIDER,
-    QUERY,
-    PluginProcess,
-    credentials,
-    ranking,
-    require_dify_python,
-    rerank_request,
-    server_ranking,
-    unpack,
-)
 from uv import find_uv_bin
 
 from rerank_kit import cli
@@ -42,6 +30,18 @@ from rerank_kit.commands.wheels import (
     manifest_platforms,
     normalise,
     requirement_pins,
+)
+from tests.support.dify_stdio import (
+    DOCS,
+    PROVIDER,
+    QUERY,
+    PluginProcess,
+    credentials,
+    ranking,
+    require_dify_python,
+    rerank_request,
+    server_ranking,
+    unpack,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -22,9 +22,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from server_process import QuietHandler, free_port, serving
 
 from rerank_kit.commands.download import missing_files, models_of_config
+from tests.support.server_process import QuietHandler, free_port, serving
 
 REPO = "acme/tiny-reranker"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

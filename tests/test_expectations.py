@@ -57,7 +57,7 @@ def test_the_log_line_is_a_warning_only_when_a_timeout_would_be_missed(engine: R
 
 
 def test_serve_says_what_to_expect_after_loading(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from server_process import running_server
+    from tests.support.server_process import running_server
 
     log_file = tmp_path / "serve.log"
     with running_server(tiny_model_dir, log_file=log_file, log_level="info"):

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from server_process import free_port
 
 from rerank_kit.commands import dify_signature
+from tests.support.server_process import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "install_dify.sh"

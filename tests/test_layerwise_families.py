@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from flag_reference import build_tiny, reference_scores
 from pydantic import ValidationError
-from test_model_families import DOCS, QUERY, TOLERANCE, engine_for, raw_scores
-from tiny_model import MAX_LENGTH
 
 from local_server.backends import ModelLoadError, layerwise
 from local_server.families import read_model_facts
 from local_server.settings import Settings
+from tests.support.families import DOCS, QUERY, TOLERANCE, engine_for, raw_scores
+from tests.support.flag_reference import build_tiny, reference_scores
+from tests.support.tiny_model import MAX_LENGTH
 
 PROMPT = "Is passage B relevant to query A? Answer Yes or No."
 LAYERWISE_CASES: list[dict[str, Any]] = [{}, {"cutoff_layers": [2]}, {"cutoff_layers": [3]}, {"prompt": PROMPT}]

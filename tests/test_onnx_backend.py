@@ -11,10 +11,10 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from server_process import running_server
 
 from local_server.backends.onnx_runtime import int8, load_onnx_backend
 from rerank_kit.scores import sigmoids
+from tests.support.server_process import running_server
 
 QUERY = "which city is the capital of france"
 DOCS = [

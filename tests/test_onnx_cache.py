@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from server_process import running_server
 
 from local_server.backends.onnx_runtime import load_onnx_backend
 from local_server.backends.onnx_runtime.cache import MANIFEST, ExportCache
+from tests.support.server_process import running_server
 
 QUERY = "which city is the capital of france"
 DOCS = ["paris is the capital city of france", "dog", "the weather in paris is sunny and the cat sat on the mat"]

@@ -15,12 +15,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from server_process import running_server
 
 from local_server.backends import onnx_runtime
 from local_server.backends.onnx_runtime import OnnxBackend, check_int8, int8, load_onnx_backend
 from local_server.settings import Settings
 from rerank_kit.scores import sigmoids
+from tests.support.server_process import running_server
 
 QUERY = "which city is the capital of france"
 DOCS = [  # not the check pairs: whether int8 holds on text the check did not see

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_process import running_server
 
 from local_server.paste import FIELDS, paste_guide, ways
 from rerank_kit.client import RerankClient
+from tests.support.server_process import running_server
 
 QUERY, DOCS = "what is the capital of france", ["paris is the capital of france", "the cat sat on the mat"]
 

@@ -13,7 +13,6 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from ragflow_standin.harness import imported_ragflow, install_ragflow, make_tree
 
 from ragflow_integration.rerank_model import FACTORY_NAME
 from rerank_kit.client import RerankClient
@@ -23,6 +22,7 @@ from rerank_kit.hybrid import (
     ragflow_normalize_rank,
     ragflow_rerank_window,
 )
+from tests.support.ragflow_standin.harness import imported_ragflow, install_ragflow, make_tree
 
 QUERY = "reset password"
 CHAT_PAGE_SIZE = 6  # chat assistant top_n

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ragflow_standin.harness import TREE, VERSIONS, install_ragflow, make_tree, snapshot
 
 from ragflow_integration import backup, deployment, edits
 from ragflow_integration.rerank_model import BASE_URL_ENV, FACTORY_NAME
+from tests.support.ragflow_standin.harness import TREE, VERSIONS, install_ragflow, make_tree, snapshot
 
 # Run inside a patched tree (cwd): import rag.llm as RAGFlow does and score like the add-model check.
 SCORE_IN_RAGFLOW = """

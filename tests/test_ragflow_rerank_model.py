@@ -14,12 +14,12 @@ from types import ModuleType
 import httpx
 import numpy as np
 import pytest
-from ragflow_standin.harness import VERSIONS, counting_proxy, imported_ragflow, install_ragflow, make_tree
-from server_process import free_port, running_server
 
 from ragflow_integration.rerank_model import BASE_URL_ENV, FACTORY_NAME, calibrated
 from rerank_kit.client import RerankClient
 from rerank_kit.errors import AuthError, ConnectionFailedError
+from tests.support.ragflow_standin.harness import VERSIONS, counting_proxy, imported_ragflow, install_ragflow, make_tree
+from tests.support.server_process import free_port, running_server
 
 MODEL = "BAAI/bge-reranker-v2-m3"
 QUERY = "how do I reset my password"

@@ -19,9 +19,9 @@ from urllib.parse import urljoin
 import httpx
 import numpy as np
 import pytest
-from ragflow_standin.harness import counting_proxy
 
 from rerank_kit.client import RerankClient
+from tests.support.ragflow_standin.harness import counting_proxy
 
 QUERY = "how do I reset my password"
 TEXTS = [f"document {i}: " + ("reset your password in settings" if i % 4 == 0 else "the office is closed on sundays")

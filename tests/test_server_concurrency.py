@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
-from server_process import running_server
-from tiny_model import WORDS
 
 from benchmarks.soak import compare
+from tests.support.server_process import running_server
+from tests.support.tiny_model import WORDS
 
 MAX_LENGTH = 96  # small, so that truncation, windows and the query cap all come into play
 CLIENTS = 32

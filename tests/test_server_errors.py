@@ -6,7 +6,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_process import running_server
+
+from tests.support.server_process import running_server
 
 GOOD = {"query": "what is the weather", "documents": ["it is sunny today", "paris is the capital of france"]}
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
-from server_process import free_port
+
+from tests.support.server_process import free_port
 
 EXPLODE = "explode"  # the query that makes the patched engine raise before scoring
 POISON = "dog"  # a word whose token in a batch makes the patched model raise (one vocabulary token)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_process import running_server, running_server_process
 
 from benchmarks.soak import compare, is_typed_overload, make_probes, reference_answers, require_loopback, run_soak
+from tests.support.server_process import running_server, running_server_process
 
 CLIENTS = 64
 PASSAGES = 20

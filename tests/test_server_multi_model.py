@@ -18,12 +18,12 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from flag_reference import reference_scores
-from server_process import running_server, write_models_config
-from test_model_families import DOCS, QUERY, flag_llm_reference, qwen3_model_card
-from tiny_model import LIGHTWEIGHT_OPTIONS, MAX_LENGTH
 
 from benchmarks.soak import compare
+from tests.support.families import DOCS, QUERY, flag_llm_reference, qwen3_model_card
+from tests.support.flag_reference import reference_scores
+from tests.support.server_process import running_server, write_models_config
+from tests.support.tiny_model import LIGHTWEIGHT_OPTIONS, MAX_LENGTH
 
 TOLERANCE = 1e-4
 MODELS = ["minilm", "gemma", "qwen3", "minicpm", "gemma2-lite"]

@@ -11,7 +11,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-from server_process import running_server
+
+from tests.support.server_process import running_server
 
 KEY = "sk-schema-test"
 EXAMPLES = 30

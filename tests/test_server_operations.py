@@ -10,7 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_process import running_server
+
+from tests.support.server_process import running_server
 
 BODY = {"query": "what is the weather", "documents": ["it is sunny today", "paris is the capital", "cat on mat"]}
 KEY = "sk-test-not-for-logs-4242"

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_process import running_server, running_server_process
-from tiny_model import WORDS
+
+from tests.support.server_process import running_server, running_server_process
+from tests.support.tiny_model import WORDS
 
 MB = 1024 * 1024
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_process import free_port
+
+from tests.support.server_process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "install_server.sh"

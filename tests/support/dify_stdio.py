@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from other_pythons import python_named_by
+
+from tests.support.other_pythons import python_named_by
 
 PROVIDER = "local_reranker"
 QUERY = "what is the capital of france"

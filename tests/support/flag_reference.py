@@ -1,12 +1,12 @@
 """FlagEmbedding's layerwise and lightweight rerankers, run where their model code runs: transformers 4.44.
 
-The tests call `build_tiny` and `reference_scores`, which run this file with the reference venv's Python
-(`make test` names it in RERANK_KIT_REFERENCE_PYTHON; requirements/reference.in):
+The tests call `build_tiny` and `reference_scores`, which run this module with the reference venv's Python
+(`make test` names it in RERANK_KIT_REFERENCE_PYTHON; requirements/reference.in), from the repository root:
 
-    python tests/flag_reference.py build llm-layerwise DIR     # a tiny LayerWiseMiniCPMForCausalLM
-    python tests/flag_reference.py build llm-layerwise-one-head DIR  # the same with one head for all layers
-    python tests/flag_reference.py build llm-lightweight DIR   # a tiny CostWiseGemmaForCausalLM
-    python tests/flag_reference.py score KIND DIR < calls.json  # compute_score per call, JSON on stdout
+    python -m tests.support.flag_reference build llm-layerwise DIR     # a tiny LayerWiseMiniCPMForCausalLM
+    python -m tests.support.flag_reference build llm-layerwise-one-head DIR  # the same, one head for all layers
+    python -m tests.support.flag_reference build llm-lightweight DIR   # a tiny CostWiseGemmaForCausalLM
+    python -m tests.support.flag_reference score KIND DIR < calls.json  # compute_score per call, JSON on stdout
 
 calls.json is `{"max_length": 64, "calls": [{"pairs": [[q, d], ...], "options": {"cutoff_layers": [3]}}, ...]}`;
 the answer is one list of scores per call. The models are saved by FlagEmbedding's own classes, so their
@@ -21,9 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from tiny_model import _DECODER_CORPUS, _byte_level_tokenizer
+from tests.support import REPO_ROOT
+from tests.support.tiny_model import _DECODER_CORPUS, _byte_level_tokenizer
 
 # Four layers with heads from layer 2 on: the tests cut off at 2, 3 and 4 (the last).
 LAYERS, START_LAYER = 4, 2
@@ -106,15 +105,15 @@ def score(kind: str, path: Path, request: dict) -> list[list[float]]:
 
 
 def reference_python() -> str:
-    from other_pythons import python_named_by  # imports pytest, which the reference venv does not have
+    from tests.support.other_pythons import python_named_by  # imports pytest, which the reference venv does not have
 
     return python_named_by("RERANK_KIT_REFERENCE_PYTHON", "the Python of a venv installed from "
                            "requirements/reference-py311.lock (`make test` builds .venv-reference)")
 
 
 def _run(*args: str, stdin: str | None = None) -> str:
-    done = subprocess.run([reference_python(), __file__, *args], input=stdin, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run([reference_python(), "-m", "tests.support.flag_reference", *args], input=stdin,
+                          capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"flag_reference.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
     return done.stdout

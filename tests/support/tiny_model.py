@@ -55,7 +55,7 @@ def build_tiny_cross_encoder(path: Path, *, seed: int = 0, max_positions: int = 
     return path
 
 
-if __name__ == "__main__":  # `make soak` builds its model with this
+if __name__ == "__main__":  # `make soak` builds its model with this (python tests/support/tiny_model.py DIR)
     import sys
 
     print(build_tiny_cross_encoder(Path(sys.argv[1])))
