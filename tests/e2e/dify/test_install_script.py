@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from rerank_kit.commands import dify_signature
+from tests.support import REPO_ROOT
 from tests.support.server_process import free_port
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "install_dify.sh"
 # The parts of Dify's docker/docker-compose.yaml that matter here: plugin_daemon's explicit variables.
 COMPOSE = """services:

@@ -10,8 +10,7 @@ import pytest
 
 from local_server.settings import Settings
 from rerank_kit.cli import COMMANDS, main
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import REPO_ROOT as ROOT
 
 
 @pytest.mark.parametrize("name", list(Settings.model_fields))

@@ -6,14 +6,14 @@ import importlib.util
 import json
 import math
 import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from rerank_kit.errors import InvalidInputError
+from tests.support import REPO_ROOT
 
-SOURCE = Path(__file__).resolve().parent.parent / "dify_tool" / "tools" / "inputs.py"
+SOURCE = REPO_ROOT / "dify_tool" / "tools" / "inputs.py"
 KNOWLEDGE = [  # two items of a Knowledge Retrieval node's `result`
     {"content": "paris is the capital of france", "title": "France.md", "metadata": {"score": 0.41, "position": 1}},
     {"content": "the cat sat on the mat", "title": "Cats.md", "metadata": {"score": 0.38, "position": 2}},

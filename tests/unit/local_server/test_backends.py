@@ -1,6 +1,8 @@
-"""The default backend (`auto`): a cross-encoder on the CPU is served through ONNX Runtime fp32 when its
-export gives torch's logits; an export that fails or disagrees falls back to torch with one log line, and
-that verdict is cached; `torch` and `onnx` force a backend."""
+"""load_backend (local_server/backends): the default backend (`auto`): a cross-encoder on the CPU is served
+through ONNX Runtime fp32 when its export gives torch's logits; an export that fails or disagrees falls back to
+torch with one log line, and that verdict is cached; `torch` and `onnx` force a backend. In process, the ONNX
+path builds a torch model only to export (never moved to a device), none at all once the export is cached, and
+scores as the torch path does; a missing model is one line."""
 
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import torch
+import transformers
 
 from local_server import memory
-from local_server.backends import ModelLoadError, load_backend, onnx_runtime
+from local_server.backends import LoadedModel, ModelLoadError, load_backend, onnx_runtime
 from local_server.backends.onnx_runtime import child, export
 from local_server.engine import RerankEngine
 from local_server.settings import Settings
@@ -196,3 +200,56 @@ def test_a_snapshot_without_its_weights_yet_is_estimated_from_its_config(tiny_mo
     (tmp_path / "config.json").write_text((tiny_model_dir / "config.json").read_text())
     estimated, counted = export._fp32_weight_bytes(tmp_path), export._fp32_weight_bytes(tiny_model_dir)
     assert 0.75 * counted < estimated < 1.25 * counted
+
+
+# -- in process: which models are built ----------------------------------------------------------------
+
+def spy_models(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records every transformers model built and every module moved or halved."""
+    seen: list[str] = []
+    build, move, half = transformers.PreTrainedModel.__init__, torch.nn.Module.to, torch.nn.Module.half
+
+    def spying(name: str, method):
+        def wrapper(self, *args, **kwargs):
+            seen.append(f"{name} {type(self).__name__}")
+            return method(self, *args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(transformers.PreTrainedModel, "__init__", spying("built", build))
+    monkeypatch.setattr(torch.nn.Module, "to", spying("moved", move))
+    monkeypatch.setattr(torch.nn.Module, "half", spying("halved", half))
+    return seen
+
+
+def logits(loaded: LoadedModel, settings: Settings) -> np.ndarray:
+    engine = RerankEngine(loaded, settings)
+    return engine.logits(engine.encode(QUERY, DOCS))
+
+
+def test_the_onnx_backend_never_builds_a_torch_model_in_the_server(tiny_model_dir: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The export's torch model is built in the export's own process; serving reads only the export."""
+    settings = Settings(model=str(tiny_model_dir), offline=True, backend="onnx", cache_dir=tmp_path)
+    with monkeypatch.context() as patch:
+        seen = spy_models(patch)
+        exported = load_backend(settings)
+    assert seen == [] and list((tmp_path / "onnx").glob("*/model.onnx"))  # exported, elsewhere
+
+    seen = spy_models(monkeypatch)
+    cached = load_backend(settings)
+    assert seen == []  # the tokenizer, the config and the cached export are all it reads
+    assert (cached.device, cached.dtype) == ("cpu", "float32")
+
+    reference = load_backend(Settings(model=str(tiny_model_dir), offline=True, backend="torch"))
+    expected = logits(reference, settings)
+    assert np.abs(logits(cached, settings) - expected).max() < 1e-4
+    assert np.abs(logits(exported, settings) - expected).max() < 1e-4
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_a_missing_model_is_one_clear_line(backend: str, tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-such-model")
+    with pytest.raises(ModelLoadError) as error:
+        load_backend(Settings(model=missing, offline=True, backend=backend, cache_dir=tmp_path))
+    message = str(error.value)
+    assert "\n" not in message and missing in message and "RERANK_MODEL" in message and "local folder" in message

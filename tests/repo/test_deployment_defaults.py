@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from local_server.settings import Settings
+from tests.support import REPO_ROOT as ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 MODELS_VOLUME = "/models"
 CACHE_ON_THE_VOLUME = "/models/.rerank-kit"
 

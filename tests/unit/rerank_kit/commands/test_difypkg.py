@@ -16,8 +16,8 @@ import yaml
 from rerank_kit import cli
 from rerank_kit.commands import difypkg
 from rerank_kit.commands.difypkg import PackageError
+from tests.support import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_ROOT_FILES = {"manifest.yaml", "main.py", "requirements.txt", "README.md", "PRIVACY.md", ".difyignore",
                      "_assets/icon.svg", "provider/local_reranker.yaml", "provider/local_reranker.py",
                      "models/rerank/rerank.py", "models/rerank/bge-reranker-v2-m3.yaml",

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from rerank_kit.commands import dify_signature, difypkg
+from tests.support import REPO_ROOT
 from tests.support.dify_stdio import (
     DOCS,
     QUERY,
@@ -31,7 +31,7 @@ from tests.support.server_process import TEST_API_KEY, free_port
 
 TOOL_PROVIDER, TOOL = "rerank_kit_tools", "rerank"
 SERVER_KEY = TEST_API_KEY
-SIGNING = Path(__file__).resolve().parents[2] / "shared" / "reference" / "dify-signature" / "test_key_pair_1"
+SIGNING = REPO_ROOT.parent / "shared" / "reference" / "dify-signature" / "test_key_pair_1"
 KNOWLEDGE = [{"content": doc, "title": f"doc-{i}.md", "metadata": {"position": i + 1, "score": 0.5}}
              for i, doc in enumerate(DOCS)]
 

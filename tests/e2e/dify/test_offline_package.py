@@ -31,6 +31,7 @@ from rerank_kit.commands.wheels import (
     normalise,
     requirement_pins,
 )
+from tests.support import REPO_ROOT
 from tests.support.dify_stdio import (
     DOCS,
     PROVIDER,
@@ -44,7 +45,6 @@ from tests.support.dify_stdio import (
     unpack,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 UNREACHABLE_INDEX = "http://127.0.0.1:9/simple"  # the discard port: nothing answers
 DIFY_API_SOURCE_DEFAULT = 15 * MIB  # PLUGIN_MAX_PACKAGE_SIZE of Dify's api when not set (docker sets 50 MiB)
 UV_TIMEOUT = 300

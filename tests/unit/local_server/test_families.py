@@ -21,6 +21,7 @@ from local_server.engine import RerankEngine
 from local_server.families import read_model_facts
 from local_server.registry import ModelNotFoundError, ServedModels
 from local_server.settings import ConfigFileError, Settings, read_config
+from tests.support import REPO_ROOT
 from tests.support.families import DOCS, QUERY, TOLERANCE, engine_for, flag_llm_reference, qwen3_model_card, raw_scores
 from tests.support.server_process import write_models_config
 from tests.support.tiny_model import MAX_LENGTH, QWEN3_MAX_LENGTH
@@ -191,13 +192,12 @@ def test_a_single_model_server_answers_any_model_name(tiny_model_dir: Path) -> N
 
 def test_the_documented_and_shipped_model_lists_are_valid_config_files(tmp_path: Path) -> None:
     """docs/server.md's example and the Helm chart's example values (their `models:` list) parse as RERANK_CONFIG."""
-    root = Path(__file__).resolve().parents[1]
-    section = (root / "docs" / "server.md").read_text().split("## Several models on one server", 1)[1]
+    section = (REPO_ROOT / "docs" / "server.md").read_text().split("## Several models on one server", 1)[1]
     example = tmp_path / "models.yaml"
     example.write_text(section.split("```yaml\n", 1)[1].split("```", 1)[0])
     assert [spec.name for spec in read_config(example)] == ["minilm", "bge-m3", "qwen3-reranker", "jina-v2",
                                                           "minicpm-layerwise", "gemma2-lightweight"]
-    helm = read_config(root / "deploy" / "helm" / "examples" / "models.yaml")
+    helm = read_config(REPO_ROOT / "deploy" / "helm" / "examples" / "models.yaml")
     assert [(spec.name, spec.lazy_load) for spec in helm] == [("bge-reranker-v2-m3", None), ("qwen3-reranker", True)]
 
 

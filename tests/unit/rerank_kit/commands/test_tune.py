@@ -21,8 +21,9 @@ from rerank_kit.commands.tune import (
     weight_grid,
 )
 from rerank_kit.scores import ranking
+from tests.support import REPO_ROOT
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "tune_labels.jsonl"
+EXAMPLE = REPO_ROOT / "docs" / "examples" / "tune_labels.jsonl"
 
 
 def labelled(*candidates: dict) -> LabelledQuery:

@@ -15,6 +15,7 @@ import yaml
 
 from ragflow_integration import backup, deployment, edits
 from ragflow_integration.rerank_model import BASE_URL_ENV, FACTORY_NAME
+from tests.support import REPO_ROOT
 from tests.support.ragflow_standin.harness import TREE, VERSIONS, install_ragflow, make_tree, snapshot
 
 # Run inside a patched tree (cwd): import rag.llm as RAGFlow does and score like the add-model check.
@@ -225,7 +226,7 @@ def test_uninstall_of_a_clean_tree_changes_nothing(tmp_path: Path, capsys: pytes
 def test_the_shell_script_runs_the_installer(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "ragflow")
     pristine = snapshot(root)
-    script = Path(__file__).parents[1] / "scripts" / "install_ragflow.sh"
+    script = REPO_ROOT / "scripts" / "install_ragflow.sh"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(["bash", str(script), str(root)], env=env, capture_output=True, text=True,
                           timeout=120, check=False)

@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from rerank_kit import cli
 from rerank_kit.commands import dify_signature as signature
 from rerank_kit.commands import difypkg
+from tests.support import REPO_ROOT
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "dify-signature"
+REFERENCE = REPO_ROOT.parent / "shared" / "reference" / "dify-signature"
 OFFICIAL_PACKAGE = REFERENCE / "langgenius-agent_0.0.14.difypkg"
 OFFICIAL_KEY = REFERENCE / "official_public_key.pem"
 TEST_PRIVATE = REFERENCE / "test_key_pair_1.private.pem"

@@ -23,7 +23,8 @@ import httpx
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import REPO_ROOT as ROOT
+
 CHART = ROOT / "deploy" / "helm" / "rerank-kit"
 EXAMPLES = ROOT / "deploy" / "helm" / "examples"
 KUBERNETES = "1.35"  # a recent release kubernetes-validate ships schemas for
