@@ -62,6 +62,35 @@ def tiny_lightweight_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def onnx_fp32_cache(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """An export cache holding the tiny model's good fp32 entry (copy it before damaging it)."""
+    from local_server.backends.onnx_runtime import load_onnx_backend
+
+    cache = tmp_path_factory.mktemp("pristine-cache")
+    load_onnx_backend(str(tiny_model_dir), quantize="none", threads=1, cache_dir=cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def onnx_int8_cache(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """An export cache with the tiny model's fp32 export and its int8 export for this CPU."""
+    from local_server.backends.onnx_runtime import load_onnx_backend
+
+    folder = tmp_path_factory.mktemp("int8-cache")
+    load_onnx_backend(str(tiny_model_dir), quantize="int8", threads=1, cache_dir=folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def offline_package(tmp_path_factory: pytest.TempPathFactory):
+    """The model plugin's offline .difypkg (`package-dify --offline`: its wheels inside, from the wheel cache)."""
+    from rerank_kit.commands import difypkg
+    from rerank_kit.commands.wheels import Offline
+
+    return difypkg.build(tmp_path_factory.mktemp("dist"), offline=Offline())
+
+
+@pytest.fixture(scope="session")
 def live_server(tiny_model_dir: Path) -> Iterator[str]:
     """Base URL of a real `rerank-kit serve` process on loopback, serving the tiny model."""
     with running_server(tiny_model_dir) as base_url:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from local_server.settings import Settings
-from rerank_kit.cli import COMMANDS, main
 from tests.support import REPO_ROOT as ROOT
 
 
@@ -26,21 +24,3 @@ def test_shell_scripts_parse_and_explain_themselves(script: Path) -> None:
     subprocess.run(["bash", "-n", str(script)], check=True)
     shown = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True, timeout=30)
     assert shown.returncode == 0 and shown.stdout.strip(), shown.stderr
-
-
-@pytest.mark.parametrize("command", list(COMMANDS))
-def test_every_cli_command_is_wired(command: str, capsys: pytest.CaptureFixture[str]) -> None:
-    module = importlib.import_module(COMMANDS[command][0])
-    assert callable(module.add_arguments) and callable(module.run)
-    with pytest.raises(SystemExit) as exit_info:
-        main([command, "--help"])
-    assert exit_info.value.code == 0
-    assert f"rerank-kit {command}" in capsys.readouterr().out
-
-
-def test_cli_usage_and_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([]) == 2
-    assert main(["--help"]) == 0
-    usage = capsys.readouterr().out
-    assert all(name in usage for name in COMMANDS)
-    assert main(["no-such-command"]) == 2

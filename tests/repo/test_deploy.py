@@ -2,16 +2,15 @@
 plain manifests equal a fresh render, and conf/Dockerfile and the shell scripts pass hadolint and shellcheck.
 
 No cluster runs here. What a cluster would check beyond the schemas is checked against the code instead: the
-settings the chart sets exist, the init container's command parses with the real CLI, the autoscaler's metric
-is one the server exports. CRD objects (KEDA's ScaledObject, prometheus-operator's ServiceMonitor) have no
-schema in kubernetes-validate: their required fields (from each project's CRD) and their references to the
-chart's own objects are checked here.
+settings the chart sets exist, the init container's command parses with the real CLI; tests/e2e/server/
+test_deploy_chart.py runs a real server as the chart's pod runs it and reads the autoscaler's metric from it.
+CRD objects (KEDA's ScaledObject, prometheus-operator's ServiceMonitor) have no schema in kubernetes-validate:
+their required fields (from each project's CRD) and their references to the chart's own objects are checked here.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -19,30 +18,17 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
-import httpx
 import pytest
 import yaml
 
 from tests.support import REPO_ROOT as ROOT
+from tests.support.helm_chart import CHART, EXAMPLES, env_of, objects, one, render_manifests
 
-CHART = ROOT / "deploy" / "helm" / "rerank-kit"
-EXAMPLES = ROOT / "deploy" / "helm" / "examples"
 KUBERNETES = "1.35"  # a recent release kubernetes-validate ships schemas for
 CRD_KINDS = {"ScaledObject", "ServiceMonitor"}
 
 helm = pytest.importorskip("helm_python", reason="helm-python-sdk (Helm's Go SDK) is not installed")
 kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed")
-
-
-def _render_module() -> Any:
-    spec = importlib.util.spec_from_file_location("render_manifests", ROOT / "deploy" / "render_manifests.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-render_manifests = _render_module()
 
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -58,20 +44,6 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                    {"name": "m3-long", "path": "BAAI/bge-reranker-v2-m3", "max_length": 1024}],
         "model": {"download": False, "persistence": {"enabled": True, "existingClaim": "models"}}},
 }
-
-
-def objects(values: dict[str, Any]) -> list[dict[str, Any]]:
-    docs = [yaml.safe_load_all(text) for text in render_manifests.render(values).values()]
-    return [doc for stream in docs for doc in stream if doc]
-
-
-def one(found: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    (match,) = [o for o in found if o["kind"] == kind]
-    return match
-
-
-def env_of(container: dict[str, Any]) -> dict[str, Any]:
-    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
 
 
 @pytest.mark.parametrize("name", VALUE_SETS)
@@ -198,28 +170,6 @@ def test_a_custom_folder_is_for_a_prefilled_claim_only() -> None:
     assert {"name": "RERANK_MODEL", "value": "/models/my-reranker"} in server["env"]
 
 
-def test_the_server_runs_with_only_the_volumes_the_chart_makes_writable(
-        tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """readOnlyRootFilesystem: the server writes only under /models (HF_HOME, RERANK_CACHE_DIR) and /tmp.
-
-    The pod's environment, with /models moved under tmp_path and an unwritable HOME, runs a real server
-    (including a first ONNX export when the backend chooses one) that answers a rerank.
-    """
-    from tests.support.server_process import running_server
-
-    models = tmp_path / "models"
-    shutil.copytree(tiny_model_dir, models / "tiny")
-    server = one(objects({}), "Deployment")["spec"]["template"]["spec"]["containers"][0]
-    paths = {k: str(v).replace("/models", str(models), 1) for k, v in env_of(server).items()
-             if isinstance(v, str) and v.startswith("/models")}
-    assert {"RERANK_MODEL", "RERANK_CACHE_DIR", "HF_HOME"} <= set(paths)
-    monkeypatch.setenv("HOME", "/dev/null/home")  # nothing can be created under it
-    monkeypatch.setenv("HF_HOME", paths["HF_HOME"])
-    with running_server(models / "tiny", cache_dir=paths["RERANK_CACHE_DIR"], device="cpu") as base_url:
-        answer = httpx.post(f"{base_url}/rerank", json={"query": "paris", "texts": ["paris", "cat"]}, timeout=30)
-    assert answer.status_code == 200 and len(answer.json()) == 2
-
-
 def test_every_setting_the_chart_sets_exists() -> None:
     from local_server.settings import Settings
 
@@ -304,16 +254,6 @@ def test_the_network_policy_admits_dify_and_ragflow_to_the_server_port_only() ->
             for p in moved["spec"]["ingress"][0]["from"]} == {"ai-apps", "ragflow"}
     with pytest.raises(helm.HelmError, match="would admit everyone"):
         objects({"networkPolicy": {"clients": None}})
-
-
-def test_the_autoscaler_metric_is_what_the_server_exports(live_server: str) -> None:
-    """The HPA's, the adapter rule's and KEDA's metric name against a real server's /metrics."""
-    exported = {line.split()[2] for line in httpx.get(f"{live_server}/metrics", timeout=10).text.splitlines()
-                if line.startswith("# TYPE")}
-    adapter_rule = yaml.safe_load((EXAMPLES / "prometheus-adapter.yaml").read_text())["rules"]["custom"][0]
-    assert adapter_rule["seriesQuery"].split("{")[0] in exported
-    hpa = one(objects({"autoscaling": {"enabled": True}}), "HorizontalPodAutoscaler")
-    assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] in exported
 
 
 def test_the_plain_manifests_equal_a_fresh_render() -> None:

@@ -15,9 +15,6 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from rerank_kit.cli import main
-from rerank_kit.client import CheckReport
-from rerank_kit.commands.check import report_lines
-from rerank_kit.errors import RerankTimeoutError
 from tests.support.server_process import QuietHandler, free_port, serving
 
 TEI_MODEL = "BAAI/bge-reranker-base"
@@ -135,17 +132,6 @@ def test_dead_port_report(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[-1] == (f"FAILED: cannot connect: [Errno 111] Connection refused (url: http://localhost:{port}/info)"
                          f". Hint: is `rerank-kit serve` running on port {port}? From Docker, use "
                          f"http://host.docker.internal:{port} instead of localhost")
-
-
-def test_unusable_url_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = check(capsys, "http://")
-    assert code == 2 and out.startswith("FAILED: the server URL 'http://' has no host")
-
-
-def test_a_timeout_reads_timed_out_not_unreachable() -> None:
-    error = RerankTimeoutError("no complete answer within 30s", url="http://rr.test:8086/rerank", hint="raise it")
-    lines = report_lines(CheckReport(url="http://rr.test:8086", error=error), key_sent=False)
-    assert "  reachable   timed out" in lines and lines[-1].startswith("FAILED: no complete answer within 30s")
 
 
 def test_a_multi_model_server_report_lists_every_served_model(multi_model_server: str,

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from ragflow_integration.rerank_model import BASE_URL_ENV, FACTORY_NAME, calibrated
+from ragflow_integration.rerank_model import BASE_URL_ENV, FACTORY_NAME
 from rerank_kit.client import RerankClient
 from rerank_kit.errors import AuthError, ConnectionFailedError
 from tests.support.ragflow_standin.harness import VERSIONS, counting_proxy, imported_ragflow, install_ragflow, make_tree
@@ -135,13 +135,6 @@ def test_api_key_is_sent_and_a_wrong_one_explains_itself(tmp_path: Path, tiny_mo
             cls("not-the-key-7731", MODEL, base_url=url).similarity(QUERY, TEXTS)
     assert caught.value.hint and caught.value.hint in str(caught.value)
     assert "not-the-key-7731" not in str(caught.value)  # never echo keys
-
-
-def test_raw_logits_from_another_server_are_calibrated_not_min_maxed() -> None:
-    logits = np.array([-2.0, 0.0, 3.0])
-    assert np.allclose(calibrated(logits), 1.0 / (1.0 + np.exp(-logits)))
-    in_range = np.array([0.2, 0.9])
-    assert calibrated(in_range) is in_range
 
 
 def test_each_served_model_is_reached_by_its_name(ragflow: ModuleType, multi_model_server: str) -> None:

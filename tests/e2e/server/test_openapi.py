@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +15,9 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.support.server_process import running_server
 
+# local_server.errors.ErrorType's values, the wire strings clients match on (tests/unit/local_server/test_errors.py).
+WIRE = ["InvalidJson", "Unauthorized", "NotFound", "ModelNotFound", "MethodNotAllowed", "PayloadTooLarge",
+        "UnsupportedMediaType", "Validation", "Backend", "Overloaded", "Unhealthy", "HttpError"]
 KEY = "sk-schema-test"
 EXAMPLES = 30
 
@@ -70,3 +74,9 @@ def test_with_a_key(keyed_schema: schemathesis.BaseSchema) -> None:
 def test_with_a_key_but_none_sent(keyed_schema: schemathesis.BaseSchema) -> None:
     """The protected routes answer 401 as documented; the public routes answer as usual."""
     assert set(fuzz_every_operation(keyed_schema, {})) == ROUTES
+
+
+def test_openapi_publishes_the_error_type_enum(live_server: str) -> None:
+    schemas = httpx.get(f"{live_server}/openapi.json", timeout=10).json()["components"]["schemas"]
+    assert schemas["ErrorBody"]["properties"]["error_type"] == {"$ref": "#/components/schemas/ErrorType"}
+    assert schemas["ErrorType"]["enum"] == WIRE

@@ -30,6 +30,13 @@ def make_tree(dest: Path, version: str = "v0.26+") -> Path:
     return dest
 
 
+def docker_folder(tmp_path: Path) -> Path:
+    """A scratch copy of the stand-in's Docker folder (RAGFlow's docker/)."""
+    folder = tmp_path / "deploy"
+    shutil.copytree(TREE / "docker", folder)
+    return folder
+
+
 def snapshot(root: Path) -> dict[str, bytes]:
     """Every file under root (bytecode caches aside) and its bytes."""
     return {path.relative_to(root).as_posix(): path.read_bytes()

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from local_server.batcher import plan_batches
-from local_server.engine import document_windows
 
 
 def test_batches_are_length_sorted_and_fit_the_token_budget() -> None:
@@ -24,22 +21,3 @@ def test_batch_size_cap_and_oversized_items() -> None:
     assert [len(b) for b in plan_batches([5] * 10, max_tokens=10_000, max_size=4)] == [4, 4, 2]
     assert plan_batches([900, 10], max_tokens=100, max_size=8) == [[0], [1]]  # an item over budget runs alone
     assert plan_batches([], max_tokens=100, max_size=8) == []
-
-
-@pytest.mark.parametrize(
-    ("length", "size", "chunks", "expected_starts"),
-    [(10, 20, 4, [0]), (100, 40, 1, [0]), (100, 40, 4, [0, 30, 60]), (1000, 40, 3, [0, 30, 60])],
-)
-def test_windows_overlap_by_a_quarter(length: int, size: int, chunks: int, expected_starts: list[int]) -> None:
-    ids = list(range(length))
-    windows = document_windows(ids, size, chunks, "right")
-    assert [w[0] for w in windows] == expected_starts
-    assert all(len(w) == min(size, length - w[0]) for w in windows)
-    if chunks > 1 and length > size and len(expected_starts) < chunks:
-        assert windows[-1][-1] == length - 1  # the windows reach the end when allowed enough of them
-
-
-def test_single_window_truncation_direction() -> None:
-    ids = list(range(10))
-    assert document_windows(ids, 4, 1, "right") == [[0, 1, 2, 3]]
-    assert document_windows(ids, 4, 1, "left") == [[6, 7, 8, 9]]

@@ -65,3 +65,22 @@ def test_every_window_is_joined_as_the_reference_joins_it(engine: RerankEngine, 
             expected.append((doc, item["input_ids"], item["token_type_ids"]))
     assert [(p.doc, p.input_ids, p.token_type_ids) for p in pairs] == expected
     assert len(pairs) > len(documents) or chunks == 1
+
+
+@pytest.mark.parametrize(
+    ("length", "size", "chunks", "expected_starts"),
+    [(10, 20, 4, [0]), (100, 40, 1, [0]), (100, 40, 4, [0, 30, 60]), (1000, 40, 3, [0, 30, 60])],
+)
+def test_windows_overlap_by_a_quarter(length: int, size: int, chunks: int, expected_starts: list[int]) -> None:
+    ids = list(range(length))
+    windows = document_windows(ids, size, chunks, "right")
+    assert [w[0] for w in windows] == expected_starts
+    assert all(len(w) == min(size, length - w[0]) for w in windows)
+    if chunks > 1 and length > size and len(expected_starts) < chunks:
+        assert windows[-1][-1] == length - 1  # the windows reach the end when allowed enough of them
+
+
+def test_single_window_truncation_direction() -> None:
+    ids = list(range(10))
+    assert document_windows(ids, 4, 1, "right") == [[0, 1, 2, 3]]
+    assert document_windows(ids, 4, 1, "left") == [[6, 7, 8, 9]]

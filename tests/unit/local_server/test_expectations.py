@@ -54,14 +54,3 @@ def test_the_log_line_is_a_warning_only_when_a_timeout_would_be_missed(engine: R
         assert log_expectation(engine, "tiny").missed == ("an impatient integration",)
     (record,) = [r for r in caplog.records if r.name == "local_server.expectations"]
     assert record.levelno == logging.WARNING and "an impatient integration" in record.getMessage()
-
-
-def test_serve_says_what_to_expect_after_loading(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from tests.support.server_process import running_server
-
-    log_file = tmp_path / "serve.log"
-    with running_server(tiny_model_dir, log_file=log_file, log_level="info"):
-        pass
-    lines = [line for line in log_file.read_text().splitlines() if "local_server.expectations" in line]
-    assert len(lines) == 1 and f"{tiny_model_dir.name}: a request of 20 passages" in lines[0], lines
-    assert "within every integration's default timeout" in lines[0]

@@ -8,22 +8,16 @@ the registry loads lazily and unloads idle models.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from local_server.backends import ModelLoadError, load_backend
-from local_server.engine import RerankEngine
 from local_server.families import read_model_facts
-from local_server.registry import ModelNotFoundError, ServedModels
-from local_server.settings import ConfigFileError, Settings, read_config
-from tests.support import REPO_ROOT
+from local_server.settings import Settings
 from tests.support.families import DOCS, QUERY, TOLERANCE, engine_for, flag_llm_reference, qwen3_model_card, raw_scores
-from tests.support.server_process import write_models_config
 from tests.support.tiny_model import MAX_LENGTH, QWEN3_MAX_LENGTH
 
 # -- equality with the references ------------------------------------------------------------------------
@@ -140,73 +134,3 @@ def test_remote_code_runs_only_when_allowed(tiny_model_dir: Path, tmp_path: Path
 
 
 # -- the config file and the registry --------------------------------------------------------------------
-
-def test_config_file_errors_name_the_problem(tmp_path: Path) -> None:
-    with pytest.raises(ConfigFileError, match=r"models\.0\.path"):
-        read_config(write_models_config(tmp_path / "a.yaml", [{"name": "x"}]))
-    with pytest.raises(ConfigFileError, match="repeated: x"):
-        read_config(write_models_config(tmp_path / "b.yaml", [{"name": "x", "path": "p"}, {"name": "x", "path": "q"}]))
-    with pytest.raises(ConfigFileError, match=r"models\.0\.colour"):
-        read_config(write_models_config(tmp_path / "c.yaml", [{"name": "x", "path": "p", "colour": "red"}]))
-    with pytest.raises(ConfigFileError, match="cannot read"):
-        read_config(tmp_path / "missing.yaml")
-
-
-def test_lazy_load_and_idle_unload(tiny_model_dir: Path, tiny_qwen3_dir: Path, tmp_path: Path) -> None:
-    config = write_models_config(tmp_path / "models.yaml", [
-        {"name": "fast", "path": str(tiny_model_dir), "backend": "torch"},
-        {"name": "qwen", "path": str(tiny_qwen3_dir), "lazy_load": True, "idle_unload_s": 60, "max_length": 160},
-    ])
-    models = ServedModels.load(Settings(config=config, offline=True))
-    fast, qwen = models.get("fast"), models.get("qwen")
-    assert fast.engine and qwen.engine is None and qwen.kind == "qwen3"  # detected without loading
-    assert models.get(None) is fast and models.get("qwen___VLLM") is qwen and models.get(str(tiny_qwen3_dir)) is qwen
-    with pytest.raises(ModelNotFoundError, match="served models: fast, qwen"):
-        models.get("nope")
-
-    async def use() -> RerankEngine:
-        async with models.in_use(qwen) as (engine, lane):
-            assert qwen.active == 1 and lane is qwen.lane
-            assert models.unload_idle(now=qwen.last_used + 10**6) == []  # in use: never unloaded
-        assert qwen.active == 0
-        return engine
-
-    engine = asyncio.run(use())
-    assert qwen.engine is engine and engine.max_length == 160 and engine.kind == "qwen3"
-    assert models.unload_idle(now=qwen.last_used + 30) == []  # not idle long enough
-    qwen.active = 1
-    assert models.unload_idle(now=qwen.last_used + 120) == []  # a request in progress
-    qwen.active = 0
-    assert models.unload_idle(now=qwen.last_used + 120) == ["qwen"]
-    assert qwen.engine is None and fast.engine is not None  # the other model has no idle_unload_s
-    again = asyncio.run(use())
-    assert again is not engine and qwen.lane is not None and qwen.lane.run_batch == again.logits
-    assert math.isfinite(float(again.logits(again.encode(QUERY, ["paris"]))[0]))
-
-
-def test_a_single_model_server_answers_any_model_name(tiny_model_dir: Path) -> None:
-    """The RERANK_MODEL form routes every name to its one model, as before (clients send their own names)."""
-    models = ServedModels.load(Settings(model=str(tiny_model_dir), offline=True, backend="torch"))
-    assert models.get("rerank-kit") is models.default and models.names == [tiny_model_dir.name]
-
-
-def test_the_documented_and_shipped_model_lists_are_valid_config_files(tmp_path: Path) -> None:
-    """docs/server.md's example and the Helm chart's example values (their `models:` list) parse as RERANK_CONFIG."""
-    section = (REPO_ROOT / "docs" / "server.md").read_text().split("## Several models on one server", 1)[1]
-    example = tmp_path / "models.yaml"
-    example.write_text(section.split("```yaml\n", 1)[1].split("```", 1)[0])
-    assert [spec.name for spec in read_config(example)] == ["minilm", "bge-m3", "qwen3-reranker", "jina-v2",
-                                                          "minicpm-layerwise", "gemma2-lightweight"]
-    helm = read_config(REPO_ROOT / "deploy" / "helm" / "examples" / "models.yaml")
-    assert [(spec.name, spec.lazy_load) for spec in helm] == [("bge-reranker-v2-m3", None), ("qwen3-reranker", True)]
-
-
-def test_serve_with_a_bad_config_file_exits_2_with_one_line(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    config = write_models_config(tmp_path / "models.yaml", [{"name": "a", "path": "p", "colour": "red"}])
-    done = subprocess.run([sys.executable, "-m", "rerank_kit.cli", "serve", "--config", str(config)],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
-    assert done.stderr.strip() == f"rerank-kit: {config}: models.0.colour: Extra inputs are not permitted"

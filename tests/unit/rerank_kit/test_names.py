@@ -41,3 +41,14 @@ def test_every_name_the_client_accepts_the_server_routes() -> None:
         assert models.get(requested).name == "bge-reranker-v2-m3"
     with pytest.raises(ModelNotFoundError):
         models.get("BAAI/bge-reranker-base")
+
+
+@pytest.mark.parametrize(("requested", "served", "same"), [
+    ("BAAI/bge-reranker-base", "BAAI/bge-reranker-base", True),
+    ("bge-reranker-base", "BAAI/bge-reranker-base", True),
+    ("BGE-Reranker-Base", "/models/bge-reranker-base/", True),
+    ("baai/bge-reranker-v2-m3", "BAAI/bge-reranker-base", False),
+    ("BAAI/bge-reranker-base___OpenAI-API", "bge-reranker-base", True),
+])
+def test_model_matching(requested: str, served: str, same: bool) -> None:
+    assert same_model(requested, served) is same

@@ -14,7 +14,6 @@ import torch
 
 from local_server.backends.onnx_runtime import int8, load_onnx_backend
 from rerank_kit.scores import sigmoids
-from tests.support.server_process import running_server
 
 QUERY = "which city is the capital of france"
 DOCS = [
@@ -26,6 +25,7 @@ DOCS = [
     "france",
     "what is the weather today",
 ]
+
 
 
 @pytest.fixture(scope="module")
@@ -104,20 +104,3 @@ def test_int8_is_quantised_with_the_settings_that_suit_this_cpu(tiny_model_dir, 
 def test_unknown_quantisation_is_refused(tiny_model_dir, cache_dir) -> None:
     with pytest.raises(ValueError, match="int8"):
         load_onnx_backend(str(tiny_model_dir), quantize="fp8", threads=1, cache_dir=cache_dir)
-
-
-def test_served_onnx_scores_match_the_torch_server(tiny_model_dir, live_server, tmp_path) -> None:
-    import httpx
-
-    body = {"query": QUERY, "documents": DOCS}
-    expected = {r["index"]: r["relevance_score"]
-                for r in httpx.post(f"{live_server}/rerank", json=body, timeout=30).json()["results"]}
-    with running_server(tiny_model_dir, backend="onnx", cache_dir=str(tmp_path)) as onnx_server:
-        resp = httpx.post(f"{onnx_server}/rerank", json=body, timeout=30)
-        info = httpx.get(f"{onnx_server}/info", timeout=10).json()
-    assert resp.status_code == 200
-    got = {r["index"]: r["relevance_score"] for r in resp.json()["results"]}
-    assert got.keys() == expected.keys()
-    assert max(abs(got[i] - expected[i]) for i in got) < 1e-3
-    assert info["model_dtype"] == "float32"
-    assert list((tmp_path / "onnx").iterdir()), "the server did not cache its export under RERANK_CACHE_DIR"

@@ -4,23 +4,20 @@ model into a shared cache end with one good entry; `kill -9` during an export le
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
 from local_server.backends.onnx_runtime import load_onnx_backend
-from local_server.backends.onnx_runtime.cache import MANIFEST, ExportCache
-from tests.support.server_process import running_server
+from local_server.backends.onnx_runtime.cache import ExportCache
+from tests.support.onnx_cache import copy_of, drop_the_manifest, entries, flip_a_byte, foreign, truncate
 
 QUERY = "which city is the capital of france"
 DOCS = ["paris is the capital city of france", "dog", "the weather in paris is sunny and the cat sat on the mat"]
@@ -44,48 +41,6 @@ def batch(tiny_model_dir: Path) -> dict[str, np.ndarray]:
     return dict(tokenizer([QUERY] * len(DOCS), DOCS, padding=True, return_tensors="np"))
 
 
-@pytest.fixture(scope="module")
-def pristine(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache holding the tiny model's good fp32 entry, copied by each test that damages one."""
-    cache = tmp_path_factory.mktemp("pristine-cache")
-    load_onnx_backend(str(tiny_model_dir), quantize="none", threads=1, cache_dir=cache)
-    return cache
-
-
-def entries(cache: Path) -> list[Path]:
-    """The cache's entries (not its scratch folders, which start with a dot)."""
-    return sorted(path for path in (cache / "onnx").iterdir() if path.is_dir() and not path.name.startswith("."))
-
-
-def copy_of(pristine: Path, tmp_path: Path) -> tuple[Path, Path]:
-    """A copy of the pristine cache and its one entry."""
-    cache = tmp_path / "cache"
-    shutil.copytree(pristine, cache)
-    (entry,) = entries(cache)
-    return cache, entry
-
-
-def truncate(entry: Path) -> None:
-    graph = entry / "model.onnx"
-    graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])  # as a full disk leaves it
-
-
-def flip_a_byte(entry: Path) -> None:
-    graph = entry / "model.onnx"
-    data = bytearray(graph.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    graph.write_bytes(bytes(data))
-
-
-def drop_the_manifest(entry: Path) -> None:  # a copy interrupted before its last file, or an older layout
-    (entry / MANIFEST).unlink()
-
-
-def foreign(entry: Path) -> None:  # another export's entry under this name (a hand-copied cache)
-    manifest = json.loads((entry / MANIFEST).read_text())
-    (entry / MANIFEST).write_text(json.dumps({**manifest, "key": "bge-reranker-base-fp32-0123456789abcdef"}))
-
-
 @pytest.mark.parametrize(("damage", "why"), [
     (truncate, "bytes, its manifest says"),
     (flip_a_byte, "does not match its checksum"),
@@ -93,10 +48,11 @@ def foreign(entry: Path) -> None:  # another export's entry under this name (a h
     (foreign, "a foreign entry"),
 ])
 def test_a_broken_entry_is_discarded_with_one_line_and_built_again(damage, why: str, tiny_model_dir: Path,
-                                                                   pristine: Path, tmp_path: Path, batch,
+                                                                   onnx_fp32_cache: Path, tmp_path: Path, batch,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
-    expected = load_onnx_backend(str(tiny_model_dir), quantize="none", threads=1, cache_dir=pristine).logits(batch)
-    cache, entry = copy_of(pristine, tmp_path)
+    expected = load_onnx_backend(str(tiny_model_dir), quantize="none", threads=1,
+                                 cache_dir=onnx_fp32_cache).logits(batch)
+    cache, entry = copy_of(onnx_fp32_cache, tmp_path)
     damage(entry)
     with caplog.at_level(logging.INFO, logger="local_server"):
         backend = load_onnx_backend(str(tiny_model_dir), quantize="none", threads=1, cache_dir=cache)
@@ -106,23 +62,6 @@ def test_a_broken_entry_is_discarded_with_one_line_and_built_again(damage, why: 
     assert any("ONNX export 1/2: tracing" in r.getMessage() for r in caplog.records)  # built again
     assert np.array_equal(backend.logits(batch), expected)
     assert entries(cache) == [entry] and ExportCache(cache).open(entry.name) is not None
-
-
-def test_the_server_starts_over_a_truncated_export(tiny_model_dir: Path, pristine: Path, tmp_path: Path,
-                                                   live_server: str) -> None:
-    """The crash loop this replaces: a truncated model.onnx made every start exit with a protobuf traceback."""
-    cache, entry = copy_of(pristine, tmp_path)
-    truncate(entry)
-    log = tmp_path / "server.log"
-    body = {"query": QUERY, "texts": DOCS}
-    with running_server(tiny_model_dir, cache_dir=str(cache), log_file=log) as url:
-        answer = httpx.post(f"{url}/rerank", json=body, timeout=30)
-    assert answer.status_code == 200
-    expected = httpx.post(f"{live_server}/rerank", json=body, timeout=30).json()
-    assert [r["index"] for r in answer.json()] == [r["index"] for r in expected]
-    assert max(abs(a["score"] - b["score"]) for a, b in zip(answer.json(), expected, strict=True)) < 1e-3
-    assert log.read_text().count("discarding the ONNX cache entry") == 1
-    assert ExportCache(cache).open(entry.name) is not None
 
 
 def test_two_processes_exporting_one_model_at_once_end_with_one_good_entry(tiny_model_dir: Path,
@@ -141,7 +80,7 @@ def test_two_processes_exporting_one_model_at_once_end_with_one_good_entry(tiny_
 
 
 def test_kill_9_during_an_export_leaves_nothing_that_is_used(tiny_model_dir: Path, tmp_path: Path, batch,
-                                                            pristine: Path,
+                                                            onnx_fp32_cache: Path,
                                                             caplog: pytest.LogCaptureFixture) -> None:
     """`docker kill` mid-export: the server and its export process die at once. What they leave is a scratch
     folder, never an entry; the next start removes it and exports."""
@@ -162,6 +101,7 @@ def test_kill_9_during_an_export_leaves_nothing_that_is_used(tiny_model_dir: Pat
     with caplog.at_level(logging.INFO, logger="local_server"):
         backend = load_onnx_backend(str(tiny_model_dir), quantize="none", threads=1, cache_dir=cache)
     assert any("left by an export that did not finish" in r.getMessage() for r in caplog.records)
-    expected = load_onnx_backend(str(tiny_model_dir), quantize="none", threads=1, cache_dir=pristine).logits(batch)
+    expected = load_onnx_backend(str(tiny_model_dir), quantize="none", threads=1,
+                                 cache_dir=onnx_fp32_cache).logits(batch)
     assert np.array_equal(backend.logits(batch), expected)
     assert [path.name for path in entries(cache)] == [backend.model_path.parent.name]

@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
@@ -20,7 +19,6 @@ from local_server.backends import onnx_runtime
 from local_server.backends.onnx_runtime import OnnxBackend, check_int8, int8, load_onnx_backend
 from local_server.settings import Settings
 from rerank_kit.scores import sigmoids
-from tests.support.server_process import running_server
 
 QUERY = "which city is the capital of france"
 DOCS = [  # not the check pairs: whether int8 holds on text the check did not see
@@ -34,14 +32,6 @@ DOCS = [  # not the check pairs: whether int8 holds on text the check did not se
 ]
 
 
-@pytest.fixture(scope="module")
-def cache(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache with the tiny model's fp32 export and its int8 export for this CPU."""
-    folder = tmp_path_factory.mktemp("int8-cache")
-    load_onnx_backend(str(tiny_model_dir), quantize="int8", threads=1, cache_dir=folder)
-    return folder
-
-
 def int8_settings(model: Path, cache: Path, **overrides: object) -> Settings:
     return Settings(model=str(model), offline=True, cache_dir=cache, onnx_quantize="int8", threads=1, **overrides)
 
@@ -50,11 +40,11 @@ def docs_logits(backend: OnnxBackend, tokenizer) -> np.ndarray:
     return backend.logits(dict(tokenizer([QUERY] * len(DOCS), DOCS, padding=True, return_tensors="np")))
 
 
-def test_int8_is_served_only_within_its_tolerance_on_this_cpu(tiny_model_dir: Path, cache: Path) -> None:
-    settings = int8_settings(tiny_model_dir, cache)
+def test_int8_is_served_only_within_its_tolerance_on_this_cpu(tiny_model_dir: Path, onnx_int8_cache: Path) -> None:
+    settings = int8_settings(tiny_model_dir, onnx_int8_cache)
     loaded = onnx_runtime.load(settings)
-    fp32 = load_onnx_backend(settings.model, quantize="none", threads=1, cache_dir=cache)
-    quantised = load_onnx_backend(settings.model, quantize="int8", threads=1, cache_dir=cache)
+    fp32 = load_onnx_backend(settings.model, quantize="none", threads=1, cache_dir=onnx_int8_cache)
+    quantised = load_onnx_backend(settings.model, quantize="int8", threads=1, cache_dir=onnx_int8_cache)
     check = check_int8(fp32, quantised, loaded.tokenizer, settings)
     if check.passed:
         assert (loaded.dtype, loaded.backend.model_path, loaded.note) == ("int8", quantised.model_path, None)
@@ -65,26 +55,18 @@ def test_int8_is_served_only_within_its_tolerance_on_this_cpu(tiny_model_dir: Pa
         assert loaded.note == f"serving fp32, not int8: {check.describe()}"
 
 
-def test_int8_outside_its_tolerance_is_refused_and_fp32_served(tiny_model_dir: Path, cache: Path,
+def test_int8_outside_its_tolerance_is_refused_and_fp32_served(tiny_model_dir: Path, onnx_int8_cache: Path,
                                                                caplog: pytest.LogCaptureFixture) -> None:
-    settings = int8_settings(tiny_model_dir, cache, int8_max_score_diff=0.0)
+    settings = int8_settings(tiny_model_dir, onnx_int8_cache, int8_max_score_diff=0.0)
     with caplog.at_level("WARNING", logger="local_server"):
         loaded = onnx_runtime.load(settings)
-    fp32 = load_onnx_backend(settings.model, quantize="none", threads=1, cache_dir=cache)
+    fp32 = load_onnx_backend(settings.model, quantize="none", threads=1, cache_dir=onnx_int8_cache)
     assert loaded.dtype == "float32" and loaded.backend.model_path == fp32.model_path
     assert np.array_equal(docs_logits(loaded.backend, loaded.tokenizer), docs_logits(fp32, loaded.tokenizer))
     assert loaded.note and loaded.note.startswith("serving fp32, not int8: int8 scores differ from fp32's by up to")
     assert "(allowed 0)" in loaded.note and "on this CPU" in loaded.note
     assert [r.getMessage() for r in caplog.records if r.name.startswith("local_server")] == [
         f"{settings.model}: {loaded.note}"]  # one line
-
-
-def test_info_says_why_int8_was_refused(tiny_model_dir: Path, cache: Path) -> None:
-    with running_server(tiny_model_dir, cache_dir=str(cache), onnx_quantize="int8", int8_max_score_diff="0") as url:
-        info = httpx.get(f"{url}/info", timeout=10).json()
-        (card,) = httpx.get(f"{url}/v1/models", timeout=10).json()["data"]
-    assert (info["model_dtype"], info["backend"]) == ("float32", "onnx")
-    assert info["backend_note"].startswith("serving fp32, not int8:") and info["backend_note"] == card["backend_note"]
 
 
 def test_the_check_counts_rank_flips_and_refuses_nan() -> None:
@@ -126,16 +108,17 @@ def emulator() -> str:
     return found
 
 
-def test_int8_on_an_avx2_cpu_without_vnni_is_quantised_to_7_bits_and_checked(tiny_model_dir: Path, cache: Path,
+def test_int8_on_an_avx2_cpu_without_vnni_is_quantised_to_7_bits_and_checked(tiny_model_dir: Path,
+                                                                             onnx_int8_cache: Path,
                                                                              tmp_path: Path) -> None:
     """The CPU that failed before: full-range int8 saturates there (far from fp32, refused by the check); the
     server probes it, quantises 7-bit weights instead and serves int8 only because that passes the check."""
     qemu = emulator()
-    fp32 = load_onnx_backend(str(tiny_model_dir), quantize="none", threads=1, cache_dir=cache)
+    fp32 = load_onnx_backend(str(tiny_model_dir), quantize="none", threads=1, cache_dir=onnx_int8_cache)
     full_range = tmp_path / "full-range.onnx"
     int8.quantize(fp32.model_path, full_range, variant=int8.FULL_RANGE)
     shared = tmp_path / "cache"
-    shutil.copytree(cache, shared)
+    shutil.copytree(onnx_int8_cache, shared)
     run = subprocess.run([qemu, "-cpu", "Haswell", sys.executable, "-c", ON_AVX2,
                           str(tiny_model_dir), str(shared), str(full_range)],
                          capture_output=True, text=True, timeout=600)
