@@ -107,7 +107,7 @@ bench: $(VENV)/.installed
 # tiny test model (the serving machinery, not the model, is under test); `make test` runs a 10 s version.
 SOAK_ARGS ?= --clients 64 --seconds 60 --passages 20
 soak: $(VENV)/.installed
-	$(VENV)/bin/python tests/tiny_model.py benchmarks/.work/soak-model
+	$(VENV)/bin/python tests/support/tiny_model.py benchmarks/.work/soak-model
 	$(VENV)/bin/python -m benchmarks.soak --serve benchmarks/.work/soak-model $(SOAK_ARGS)
 
 # Both plugins: the model provider and the workflow Rerank tool (`--model` / `--tool` build one);

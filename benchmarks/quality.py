@@ -1,7 +1,7 @@
 """Ranking quality of the trained MiniLM-L6 (benchmarks.trained) on held-out queries, per serving path.
 
 torch fp32 is the reference; ONNX fp32 and ONNX int8 are scored through the server's own ONNX backend
-(`local_server.backends.onnx`, the export, fusion and quantisation it serves). The sensitivity sweep
+(`local_server.backends.onnx_runtime`, the export, fusion and quantisation it serves). The sensitivity sweep
 quantises everything but one part of the network at a time and reports what keeping that part in fp32
 buys: the evidence for which parts the server's int8 recipe keeps in fp32.
 

@@ -3,16 +3,13 @@ cross-encoder, and one serving them all from a config file."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from server_process import TEST_API_KEY, running_server, write_models_config
-from tiny_model import LIGHTWEIGHT_OPTIONS, MAX_LENGTH, QWEN3_MAX_LENGTH
+from tests.support.server_process import TEST_API_KEY, running_server, write_models_config
+from tests.support.tiny_model import LIGHTWEIGHT_OPTIONS, MAX_LENGTH, QWEN3_MAX_LENGTH
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -27,7 +24,7 @@ def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_model import build_tiny_cross_encoder
+    from tests.support.tiny_model import build_tiny_cross_encoder
 
     return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-cross-encoder"))
 
@@ -35,7 +32,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny GemmaForCausalLM for the `llm` family (FlagLLMReranker's models)."""
-    from tiny_model import build_tiny_llm_reranker
+    from tests.support.tiny_model import build_tiny_llm_reranker
 
     return build_tiny_llm_reranker(tmp_path_factory.mktemp("tiny-llm-reranker"))
 
@@ -43,7 +40,7 @@ def tiny_llm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_qwen3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Qwen3ForCausalLM for the `qwen3` family (Qwen3-Reranker)."""
-    from tiny_model import build_tiny_qwen3_reranker
+    from tests.support.tiny_model import build_tiny_qwen3_reranker
 
     return build_tiny_qwen3_reranker(tmp_path_factory.mktemp("tiny-qwen3-reranker"))
 
@@ -51,7 +48,7 @@ def tiny_qwen3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_layerwise_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny LayerWiseMiniCPMForCausalLM (bge-reranker-v2-minicpm-layerwise), saved by FlagEmbedding's class."""
-    from flag_reference import build_tiny
+    from tests.support.flag_reference import build_tiny
 
     return build_tiny("llm-layerwise", tmp_path_factory.mktemp("tiny-layerwise-reranker"))
 
@@ -59,9 +56,38 @@ def tiny_layerwise_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_lightweight_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny CostWiseGemmaForCausalLM (bge-reranker-v2.5-gemma2-lightweight), saved by FlagEmbedding's class."""
-    from flag_reference import build_tiny
+    from tests.support.flag_reference import build_tiny
 
     return build_tiny("llm-lightweight", tmp_path_factory.mktemp("tiny-lightweight-reranker"))
+
+
+@pytest.fixture(scope="session")
+def onnx_fp32_cache(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """An export cache holding the tiny model's good fp32 entry (copy it before damaging it)."""
+    from local_server.backends.onnx_runtime import load_onnx_backend
+
+    cache = tmp_path_factory.mktemp("pristine-cache")
+    load_onnx_backend(str(tiny_model_dir), quantize="none", threads=1, cache_dir=cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def onnx_int8_cache(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """An export cache with the tiny model's fp32 export and its int8 export for this CPU."""
+    from local_server.backends.onnx_runtime import load_onnx_backend
+
+    folder = tmp_path_factory.mktemp("int8-cache")
+    load_onnx_backend(str(tiny_model_dir), quantize="int8", threads=1, cache_dir=folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def offline_package(tmp_path_factory: pytest.TempPathFactory):
+    """The model plugin's offline .difypkg (`package-dify --offline`: its wheels inside, from the wheel cache)."""
+    from rerank_kit.commands import difypkg
+    from rerank_kit.commands.wheels import Offline
+
+    return difypkg.build(tmp_path_factory.mktemp("dist"), offline=Offline())
 
 
 @pytest.fixture(scope="session")

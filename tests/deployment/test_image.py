@@ -26,7 +26,8 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-from server_process import free_port
+
+from tests.support.server_process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 STAND_IN = Path(__file__).with_name("stand_in_base.sh")

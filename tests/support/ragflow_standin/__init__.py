@@ -1,0 +1,1 @@
+"""A stand-in of RAGFlow's layout (README.md); `harness` copies, patches and imports it."""
