@@ -17,6 +17,18 @@ _WORD_TEXT = (
 )
 WORDS = _WORD_TEXT.split()
 
+# A query and documents of several lengths in the tiny vocabulary (padding is exercised), for the backend tests.
+SAMPLE_QUERY = "which city is the capital of france"
+SAMPLE_DOCS = [
+    "paris is the capital city of france",
+    "rain and cloud over the river today",
+    "dog",
+    "the weather in paris is sunny and the cat sat on the mat by the river in the city",
+    "a python server scores each query and document pair in a batch",
+    "france",
+    "what is the weather today",
+]
+
 
 def _vocab() -> list[str]:
     chars = list(string.ascii_lowercase + string.digits + string.punctuation)

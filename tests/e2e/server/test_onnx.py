@@ -10,17 +10,9 @@ import httpx
 from local_server.backends.onnx_runtime.cache import ExportCache
 from tests.support.onnx_cache import copy_of, truncate
 from tests.support.server_process import running_server
+from tests.support.tiny_model import SAMPLE_DOCS as DOCS
+from tests.support.tiny_model import SAMPLE_QUERY as QUERY
 
-QUERY = "which city is the capital of france"
-DOCS = [
-    "paris is the capital city of france",
-    "rain and cloud over the river today",
-    "dog",
-    "the weather in paris is sunny and the cat sat on the mat by the river in the city",
-    "a python server scores each query and document pair in a batch",
-    "france",
-    "what is the weather today",
-]
 SHORT_DOCS = ["paris is the capital city of france", "dog", "the weather in paris is sunny and the cat sat on the mat"]
 
 

@@ -14,18 +14,8 @@ import torch
 
 from local_server.backends.onnx_runtime import int8, load_onnx_backend
 from rerank_kit.scores import sigmoids
-
-QUERY = "which city is the capital of france"
-DOCS = [
-    "paris is the capital city of france",
-    "rain and cloud over the river today",
-    "dog",
-    "the weather in paris is sunny and the cat sat on the mat by the river in the city",
-    "a python server scores each query and document pair in a batch",
-    "france",
-    "what is the weather today",
-]
-
+from tests.support.tiny_model import SAMPLE_DOCS as DOCS
+from tests.support.tiny_model import SAMPLE_QUERY as QUERY
 
 
 @pytest.fixture(scope="module")

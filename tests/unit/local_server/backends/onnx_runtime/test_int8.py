@@ -19,17 +19,10 @@ from local_server.backends import onnx_runtime
 from local_server.backends.onnx_runtime import OnnxBackend, check_int8, int8, load_onnx_backend
 from local_server.settings import Settings
 from rerank_kit.scores import sigmoids
-
-QUERY = "which city is the capital of france"
-DOCS = [  # not the check pairs: whether int8 holds on text the check did not see
-    "paris is the capital city of france",
-    "rain and cloud over the river today",
-    "dog",
-    "the weather in paris is sunny and the cat sat on the mat by the river in the city",
-    "a python server scores each query and document pair in a batch",
-    "france",
-    "what is the weather today",
-]
+from tests.support.tiny_model import (
+    SAMPLE_DOCS as DOCS,  # the check pairs are int8.CHECK_SETS: text the check did not see
+)
+from tests.support.tiny_model import SAMPLE_QUERY as QUERY
 
 
 def int8_settings(model: Path, cache: Path, **overrides: object) -> Settings:
