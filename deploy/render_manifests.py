@@ -1,7 +1,7 @@
 """Render deploy/helm/rerank-kit with its default values into deploy/kubernetes/rerank-kit.yaml (for users
 without Helm), through Helm's own Go SDK (helm-python-sdk): `python deploy/render_manifests.py`.
 
-Run it after changing the chart; tests/test_deploy.py fails while the committed file differs from a fresh render.
+Run it after changing the chart; tests/repo/test_deploy.py fails while the committed file differs from a fresh render.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""scripts/install_server.sh run for real (make test-deploy), not only linted as in tests/test_deploy.py: it is how
+"""scripts/install_server.sh run for real (make test-deploy), not only linted as in tests/repo/test_deploy.py: it is how
 users without Docker deploy, and only a real run shows that its venv resolves from the lock, that the launcher it
 writes starts a server answering as `rerank-kit serve` from this checkout does, that SIGTERM stops it cleanly, and
 that a re-run upgrades in place without overwriting the user's env file.

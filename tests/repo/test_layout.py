@@ -1,4 +1,5 @@
-"""The import rules of docs/ARCHITECTURE.md, read from the sources: what each part may import."""
+"""The import rules of docs/ARCHITECTURE.md, read from the sources: what each part may import; and where each
+kind of test lives (its "Tests" section)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from rerank_kit.commands import vendor
 
 ROOT = vendor.REPO_ROOT
+TESTS = ROOT / "tests"
 CORE = {"rerank_kit/__init__.py", "rerank_kit/errors.py", "rerank_kit/names.py", "rerank_kit/protocol.py",
         "rerank_kit/scores.py", "rerank_kit/hybrid.py"}
 OURS = {"rerank_kit", "local_server", "ragflow_integration", "benchmarks", "dify_plugin", "dify_tool"}
@@ -99,3 +101,20 @@ def test_the_wheel_holds_the_product_not_the_benchmarks(tmp_path: Path) -> None:
     tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
     assert {"rerank_kit", "local_server", "ragflow_integration"} <= tops
     assert "benchmarks" not in tops and "tests" not in tops
+
+
+def test_every_test_module_lives_in_its_kinds_folder() -> None:
+    """None at the top of tests/ or in tests/support/: unit/, e2e/, repo/, and the two run in other environments."""
+    homes = {path.relative_to(TESTS).parts[0] for path in TESTS.rglob("test_*.py")}
+    assert homes <= {"unit", "e2e", "repo", "dify_sdk", "deployment"}, homes
+
+
+def test_the_unit_tests_mirror_the_packages() -> None:
+    """tests/unit/<package>/test_<module>.py names a module, or a package beside its folder, that exists."""
+    strays = []
+    for path in sorted((TESTS / "unit").rglob("test_*.py")):
+        rel = path.relative_to(TESTS / "unit")
+        named = ROOT / rel.parent / rel.stem.removeprefix("test_")
+        if not (named.with_suffix(".py").is_file() or (named / "__init__.py").is_file()):
+            strays.append(rel.as_posix())
+    assert strays == []

@@ -1,6 +1,7 @@
 """A packaged Dify plugin driven as Dify's plugin daemon drives it: the .difypkg unpacked, `python -m main`
 started in it (INSTALL_METHOD=local) and spoken to in stdin/stdout JSON lines. Shared by the end-to-end
-tests of the plain package (test_dify_e2e.py) and of the offline one (test_difypkg_offline.py).
+tests of the plain packages (tests/e2e/dify/test_plugin_stdio.py, test_tool_stdio.py) and of the offline ones
+(test_offline_package.py).
 """
 
 from __future__ import annotations

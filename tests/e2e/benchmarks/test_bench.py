@@ -1,5 +1,5 @@
-"""The benchmark harness, end to end on the tiny model (seconds, not the real benchmark), and its parts
-whose numbers can be checked by hand."""
+"""The benchmark harness, end to end on the tiny models (seconds, not the real benchmark): every local
+system, the decoder systems, the report and the curves. Its parts, by hand: tests/unit/benchmarks/."""
 
 from __future__ import annotations
 

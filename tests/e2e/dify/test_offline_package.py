@@ -1,7 +1,8 @@
 """The offline .difypkg (`rerank-kit package-dify --offline`), tested as Dify's daemon installs it with no
 package index: unpacked, a Python 3.12 venv made by uv, `uv pip install -r requirements.txt` run in the
 package folder with the network index disabled, then the plugin driven over stdio against a live server.
-The model plugin's package is checked in detail; the workflow tool's, signed, is installed and run the same way.
+The model plugin's package is installed and resolved for every target platform; the workflow tool's, signed,
+is installed and run the same way. What the package holds: tests/unit/rerank_kit/commands/test_wheels.py.
 
 The first run downloads the wheels from PyPI into ~/.cache/rerank-kit/wheels (~20 MB); later runs build
 from that cache. `make test` points RERANK_KIT_DIFY_PYTHON at `.venv-dify/bin/python` (Python 3.12).

@@ -1,6 +1,7 @@
 """schemathesis against the server's own OpenAPI document, over real HTTP, with and without an API key:
 generated valid and invalid requests on every route; no 5xx, and every answer (status, headers, body)
-as the document says. Bounded: a fixed number of examples per operation, derandomised."""
+as the document says. Bounded: a fixed number of examples per operation, derandomised. The document publishes
+the error_type enum."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The quality benchmark's parts: relevance judgements from the corpus, the metrics, and the evaluation of
-every serving path through the server's own ONNX backend (on the tiny model: the code path, not figures)."""
+"""The quality benchmark (benchmarks/quality.py): the evaluation of every serving path through the server's own
+ONNX backend (on the tiny model: the code path, not figures). Its judgements and metrics: test_relevance.py."""
 
 from __future__ import annotations
 

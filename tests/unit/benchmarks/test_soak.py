@@ -8,7 +8,8 @@ from benchmarks.soak import compare, require_loopback
 
 
 def test_the_driver_refuses_remote_urls_and_catches_wrong_answers() -> None:
-    """The load tests above mean something only if the driver stays on loopback and can see a wrong answer."""
+    """The load tests (tests/e2e/server/test_load.py) mean something only if the driver stays on loopback and can
+    see a wrong answer."""
     for url in ("http://127.0.0.1:8086", "http://localhost:1", "http://[::1]:8086", "http://127.1.2.3:80"):
         require_loopback(url)
     for url in ("http://10.0.0.5:8086", "http://example.com", "http://0.0.0.0:8086", "http://[::]:80"):

@@ -1,6 +1,7 @@
-"""The cross-encoder's batched pair tokenisation gives FlagEmbedding's ids exactly: the whole request against
-compute_score's own tokenisation, and every window (left truncation, several windows, no truncation) against
-prepare_for_model_compat called pair by pair, as the reference does."""
+"""The engine's tokenisation (local_server/engine.py): the cross-encoder's batched pair tokenisation gives
+FlagEmbedding's ids exactly: the whole request against compute_score's own tokenisation, and every window (left
+truncation, several windows, no truncation) against prepare_for_model_compat called pair by pair, as the
+reference does; and the document windows on their own (a quarter's overlap, the truncation direction)."""
 
 from __future__ import annotations
 

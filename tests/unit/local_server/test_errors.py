@@ -1,5 +1,6 @@
-"""The one mapping from what a request can raise to its typed answer, and the error_type enum in the
-OpenAPI document (the wire strings are the ones clients already match on)."""
+"""The one mapping from what a request can raise to its typed answer (local_server/errors.py), and the
+error_type enum's wire strings, the ones clients already match on (the OpenAPI document publishes them:
+tests/e2e/server/test_openapi.py)."""
 
 from __future__ import annotations
 

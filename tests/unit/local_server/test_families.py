@@ -1,9 +1,8 @@
 """Every model family scores as its own reference does, on tiny random-weight models of the real architectures:
 cross-encoder = FlagReranker.compute_score, llm = FlagLLMReranker.compute_score (Gemma), qwen3 = the
 Qwen3-Reranker model card's formula on each pair alone (Qwen3ForCausalLM); llm-layerwise and llm-lightweight
-are in test_layerwise_families. A decoder pair's score does not
-depend on its batch-mates; the kind is detected from the config; remote code needs the user's consent;
-the registry loads lazily and unloads idle models.
+are in backends/test_layerwise.py. A decoder pair's score does not depend on its batch-mates; the kind is
+detected from the config; remote code needs the user's consent.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""The URLs `rerank-kit serve` prints for Dify and RAGFlow: right per way of running them, and working as pasted.
-
-The live test reads the guide from a real `rerank-kit serve`'s output and sends, to every printed URL, the
-request that platform's provider sends after appending its own route (docs/dify.md, docs/ragflow.md):
-a URL that is printed but does not answer as that provider expects fails here.
+"""The URLs `rerank-kit serve` prints for Dify and RAGFlow (local_server/paste.py): right per way of running them.
+Working as pasted, each sent the request its provider sends to a real server: tests/e2e/server/test_startup.py.
 """
 
 from __future__ import annotations

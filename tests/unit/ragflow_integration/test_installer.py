@@ -1,4 +1,5 @@
-"""`rerank-kit install-ragflow` on scratch copies of the RAGFlow stand-in (source tree and Docker folder)."""
+"""`rerank-kit install-ragflow` on scratch copies of the RAGFlow stand-in (source tree and Docker folder), in process.
+Scoring through a patched tree and the shell script: tests/e2e/ragflow/test_installer.py."""
 
 from __future__ import annotations
 

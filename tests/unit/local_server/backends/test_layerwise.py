@@ -1,6 +1,6 @@
 """The `llm-layerwise` and `llm-lightweight` families score as FlagEmbedding's LayerWiseFlagLLMReranker and
 LightWeightFlagLLMReranker do on the transformers their code runs on (4.44, in the reference venv:
-tests/flag_reference.py): at every cut-off layer, with the default prompt or an instruction, with passage
+tests/support/flag_reference.py): at every cut-off layer, with the default prompt or an instruction, with passage
 compression at several ratios and layers, on pairs longer than the lightweight model's sliding window.
 A pair's score does not depend on its batch-mates (compression included); a layer without a head is refused
 naming the usable ones; the models' bundled code is never run, so it needs no trust_remote_code.

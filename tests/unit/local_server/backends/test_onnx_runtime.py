@@ -1,6 +1,6 @@
-"""The ONNX Runtime backend: fp32 scores equal torch's to 1e-3 (directly and through the served API), int8
-really is quantised (7-bit weights where this CPU's int8 kernel saturates), and the export is cached and
-reused. Whether int8 is served is tests/test_onnx_int8.py's subject."""
+"""The ONNX Runtime backend (local_server/backends/onnx_runtime): fp32 scores equal torch's to 1e-3 (through the
+served API: tests/e2e/server/test_onnx.py), int8 really is quantised (7-bit weights where this CPU's int8
+kernel saturates), and the export is cached and reused. Whether int8 is served: onnx_runtime/test_int8.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The export cache survives faults: a damaged, partial or foreign entry is discarded with one log line and
-built again (never served, never a crash loop: the server starts over one); two processes exporting one
-model into a shared cache end with one good entry; `kill -9` during an export leaves nothing that is used."""
+built again (never served, never a crash loop: a server starts over one, tests/e2e/server/test_onnx.py); two
+processes exporting one model into a shared cache end with one good entry; `kill -9` during an export leaves
+nothing that is used."""
 
 from __future__ import annotations
 

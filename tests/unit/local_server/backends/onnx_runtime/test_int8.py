@@ -1,7 +1,7 @@
 """int8 is served only where it holds: checked against fp32 on the serving CPU, quantised to suit that CPU,
-refused (fp32 served, the reason logged and in /info) outside the tolerance. Holds on any x86-64 CPU: the
-check runs natively here and, under QEMU, on an emulated AVX2 CPU without VNNI (Haswell), where full-range
-int8 saturates."""
+refused (fp32 served, the reason logged, and in /info: tests/e2e/server/test_onnx.py) outside the tolerance.
+Holds on any x86-64 CPU: the check runs natively here and, under QEMU, on an emulated AVX2 CPU without VNNI
+(Haswell), where full-range int8 saturates."""
 
 from __future__ import annotations
 
