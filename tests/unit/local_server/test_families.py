@@ -79,7 +79,7 @@ def test_too_long_without_truncation_is_refused_for_decoders(tiny_qwen3_dir: Pat
 
 # -- the family, and remote code ----------------------------------------------------------------------------
 
-def test_the_kind_is_detected_from_the_config(tiny_model_dir: Path, tiny_llm_dir: Path, tiny_qwen3_dir: Path,
+def test_the_family_is_detected_from_the_config(tiny_model_dir: Path, tiny_llm_dir: Path, tiny_qwen3_dir: Path,
                                                tmp_path: Path) -> None:
     assert read_model_facts(str(tiny_model_dir)).family == "cross-encoder"
     assert read_model_facts(str(tiny_llm_dir)).family == "llm"
@@ -93,7 +93,7 @@ def test_the_kind_is_detected_from_the_config(tiny_model_dir: Path, tiny_llm_dir
         assert read_model_facts(str(folder)).family == family
 
 
-def test_an_explicit_kind_wins_over_detection(tiny_qwen3_dir: Path) -> None:
+def test_an_explicit_family_wins_over_detection(tiny_qwen3_dir: Path) -> None:
     """A Qwen3 causal LM served with the generic `llm` template (FlagLLMReranker's prompt, the "Yes" logit)."""
     assert engine_for(tiny_qwen3_dir, family="llm").family.name == "llm"
 
