@@ -82,7 +82,7 @@ def test_a_score_never_depends_on_its_batch_mates(family: str, model_dirs: dict[
     assert np.abs(engine.logits(pairs[::-1])[::-1] - alone).max() < 1e-5
 
 
-def test_the_kind_is_detected_from_the_saved_models(model_dirs: dict[str, Path]) -> None:
+def test_the_family_is_detected_from_the_saved_models(model_dirs: dict[str, Path]) -> None:
     for family, folder in model_dirs.items():
         assert read_model_facts(str(folder)).family == family
         assert engine_for(folder).family.name == family
