@@ -42,7 +42,7 @@ def test_int8_is_served_only_within_its_tolerance_on_this_cpu(tiny_model_dir: Pa
     if check.passed:
         assert (loaded.dtype, loaded.backend.model_path, loaded.note) == ("int8", quantised.model_path, None)
         served, reference = docs_logits(loaded.backend, loaded.tokenizer), docs_logits(fp32, loaded.tokenizer)
-        assert np.abs(np.array(sigmoids(served)) - np.array(sigmoids(reference))).max() <= 0.05
+        assert np.abs(np.array(sigmoids(served)) - np.array(sigmoids(reference))).max() <= settings.int8_max_score_diff
     else:
         assert (loaded.dtype, loaded.backend.model_path) == ("float32", fp32.model_path)
         assert loaded.note == f"serving fp32, not int8: {check.describe()}"
@@ -120,5 +120,5 @@ def test_int8_on_an_avx2_cpu_without_vnni_is_quantised_to_7_bits_and_checked(tin
     assert result["saturates"] is True  # the probe sees the Haswell kernel, not this machine's
     assert f"-{int8.REDUCED_RANGE}-" in Path(result["graph"]).parent.name
     assert (result["dtype"], result["note"]) == ("int8", None)
-    max_diff, _, passed = result["full_range"]
-    assert not passed and max_diff > Settings().int8_max_score_diff  # what the probe spared this CPU
+    _, agreement, passed = result["full_range"]
+    assert not passed and agreement < Settings().int8_min_rank_agreement  # saturation breaks fp32's order
