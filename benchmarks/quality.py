@@ -59,22 +59,14 @@ def evaluate(model_dir: Path, cache_dir: Path, *, sweep: bool = True, queries: i
         result["sweep"] = _sensitivity(backends["ONNX fp32"].model_path, held_out[:n], batches[:n], reference[:n])
         result["sweep_queries"] = len(held_out[:n])
     if cpu_kinds:
-        check_batches = _check_batches(tokenizer)
+        from local_server.backends.onnx_runtime import check_batches
+        from local_server.settings import Settings
+
+        checks = check_batches(tokenizer, Settings.model_fields["max_length"].default)
         result["cpu_kinds"] = {kind: _int8_on(kind, backends["ONNX fp32"].model_path, held_out, batches, reference,
-                                              check_batches, None if kind == "native" else emulated_queries)
+                                              checks, None if kind == "native" else emulated_queries)
                                for kind in cpu_kinds}
     return result
-
-
-def _check_batches(tokenizer) -> list[dict[str, np.ndarray]]:
-    """`int8.CHECK_SETS` tokenised as the server's startup check does (`onnx_runtime.check_int8`)."""
-    from local_server.backends.onnx_runtime import int8
-    from local_server.settings import Settings
-
-    limit = min(Settings.model_fields["max_length"].default, tokenizer.model_max_length)
-    return [{name: array.astype(np.int64) for name, array in tokenizer(
-        [query] * len(documents), list(documents), truncation="only_second", max_length=limit, padding=True,
-        return_tensors="np").items()} for query, documents in int8.CHECK_SETS]
 
 
 def _int8_on(kind: str, fp32_graph: Path, held_out: list[Judged], batches: list[dict], reference: list[np.ndarray],

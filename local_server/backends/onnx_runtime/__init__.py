@@ -71,13 +71,18 @@ def load(settings: Settings) -> LoadedModel:
 def check_int8(fp32: OnnxBackend, quantised: OnnxBackend, tokenizer, settings: Settings) -> int8.Int8Check:
     """int8 against fp32 on `int8.CHECK_SETS`, tokenised as the model's tokenizer does (truncated to
     RERANK_MAX_LENGTH)."""
-    limit = min(settings.max_length, tokenizer.model_max_length)
-    batches = [{name: array.astype(np.int64) for name, array in tokenizer(
-        [query] * len(documents), list(documents), truncation="only_second", max_length=limit, padding=True,
-        return_tensors="np").items()} for query, documents in int8.CHECK_SETS]
+    batches = check_batches(tokenizer, settings.max_length)
     return int8.compare([fp32.logits(b) for b in batches], [quantised.logits(b) for b in batches],
                         max_score_diff=settings.int8_max_score_diff,
                         min_rank_agreement=settings.int8_min_rank_agreement)
+
+
+def check_batches(tokenizer, max_length: int) -> list[dict[str, np.ndarray]]:
+    """`int8.CHECK_SETS` as padded batches, one per query, truncated to `max_length` as the check runs them."""
+    limit = min(max_length, tokenizer.model_max_length)
+    return [{name: array.astype(np.int64) for name, array in tokenizer(
+        [query] * len(documents), list(documents), truncation="only_second", max_length=limit, padding=True,
+        return_tensors="np").items()} for query, documents in int8.CHECK_SETS]
 
 
 def load_onnx_backend(model: str, *, quantize: Quantize, threads: int | None, cache_dir: Path,
@@ -88,10 +93,7 @@ def load_onnx_backend(model: str, *, quantize: Quantize, threads: int | None, ca
     if quantize not in ("none", "int8"):
         raise ValueError(f"quantize must be 'none' or 'int8', not {quantize!r}")
     cache = ExportCache(cache_dir)
-    fp32 = _entry(model, FP32, cache, threads=threads, forced=forced)
-    if quantize == "none":
-        return _session(fp32, model, FP32, cache, threads, forced)
-    variant = int8.variant_for_this_cpu()
+    variant = FP32 if quantize == "none" else int8.variant_for_this_cpu()
     return _session(_entry(model, variant, cache, threads=threads, forced=forced), model, variant, cache,
                     threads, forced)
 
@@ -100,6 +102,8 @@ def _entry(model: str, variant: str, cache: ExportCache, *, threads: int | None,
     """`variant`'s cache entry, built when missing or broken; ExportRejectedError for a rejected export."""
     key = cache_key(local_model_dir(model), variant)
     if (entry := cache.open(key)) is None:
+        if variant != FP32:  # int8 is made from the fp32 export: that one first (its own build lock)
+            _entry(model, FP32, cache, threads=threads, forced=forced)
         with cache.building(key):  # one build per key, across this process's threads and other processes
             if (entry := cache.open(key, repair=True)) is None:  # built elsewhere while this one waited?
                 if variant == FP32:
