@@ -78,7 +78,7 @@ lock:
 	$(call require-py,$(PY312),3.12)
 	test -x .venv-lock311/bin/pip-compile || { $(PY311) -m venv .venv-lock311 && .venv-lock311/bin/pip install $(PIP_QUIET) $(PIP_TOOLS); }
 	test -x .venv-lock312/bin/pip-compile || { $(PY312) -m venv .venv-lock312 && .venv-lock312/bin/pip install $(PIP_QUIET) $(PIP_TOOLS); }
-	.venv-lock311/bin/pip-compile $(COMPILE) --upgrade --extra server --extra bench --extra dev \
+	.venv-lock311/bin/pip-compile $(COMPILE) --upgrade --extra server --extra bench --extra dev --extra browser \
 		-c $(TORCH_CONSTRAINT) -o $(LOCK) pyproject.toml
 	.venv-lock311/bin/pip-compile $(COMPILE) --upgrade -c $(TORCH_CONSTRAINT) -o $(INFINITY_LOCK) requirements/infinity.in
 	.venv-lock311/bin/pip-compile $(COMPILE) -c $(TORCH_CONSTRAINT) -o $(REFERENCE_LOCK) requirements/reference.in
