@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from local_server import console
 from local_server.api.guard import GuardMiddleware
 from local_server.api.openapi import publish_schemas
 from local_server.api.routes import Serving, add_routes
@@ -44,9 +45,12 @@ def create_app(settings: Settings, models: ServedModels) -> FastAPI:
     app.state.drain = functools.partial(state.traffic.drain, batcher=models.batcher)
     app.add_middleware(GuardMiddleware, metrics=state.metrics, traffic=state.traffic,  # type: ignore[arg-type]
                        api_key=settings.api_key.get_secret_value().encode() if settings.api_key else None,
-                       public=frozenset(settings.public_routes))
+                       public=frozenset(settings.public_routes) | (console.PUBLIC_PATHS if settings.console
+                                                                   else frozenset()))
     for expected in EXPECTED:
         app.add_exception_handler(expected, answer_error)
     add_routes(app)
+    if settings.console:
+        console.add_console(app)
     publish_schemas(app, settings)
     return app

@@ -30,6 +30,10 @@ class Field:
     label: str
     suffix: str  # appended to the base URL; the platform adds its route (/rerank, /api/rerank) itself
 
+    def value(self, base_url: str) -> str:
+        """What to paste into this field for a server at `base_url`."""
+        return f"{base_url}{self.suffix}"
+
 
 FIELDS: tuple[Field, ...] = (
     Field("Dify", "rerank-kit plugin", "Server URL", ""),
@@ -93,17 +97,34 @@ def ways(host: str, port: int, *, containerised: bool) -> list[Way]:
     return found
 
 
+def api_key_advice(api_key_set: bool) -> str:
+    """What to put in every form's API key field."""
+    return "the server's RERANK_API_KEY" if api_key_set else "leave it empty (no RERANK_API_KEY is set)"
+
+
+def kubernetes_advice(port: int) -> str:
+    """In a pod the server cannot know the Service it is reached by; the chart's NOTES print it."""
+    return (f"the Service's URL, http://<service>.<namespace>.svc.cluster.local:{port} (`helm status <release>` "
+            "prints it for every field; add /v1 for the OpenAI-API-compatible fields)")
+
+
+def in_kubernetes() -> bool:
+    return "KUBERNETES_SERVICE_HOST" in os.environ
+
+
+def console_url(host: str, port: int) -> str:
+    """The console's address from this host (the way that is never unreachable: the last one)."""
+    return f"{ways(host, port, containerised=False)[-1].base_url}/"
+
+
 def paste_guide(host: str, port: int, *, api_key_set: bool, models: Sequence[str] = (),
                 containerised: bool | None = None, kubernetes: bool | None = None) -> str:
     """The lines `rerank-kit serve` prints: per way, every platform field with the exact value to paste."""
-    key = "the server's RERANK_API_KEY" if api_key_set else "leave it empty (no RERANK_API_KEY is set)"
+    key = api_key_advice(api_key_set)
     lines = ["What to paste into Dify / RAGFlow:",
              f"  Model name: {', '.join(models) or 'any'}    API key: {key}"]
-    if "KUBERNETES_SERVICE_HOST" in os.environ if kubernetes is None else kubernetes:
-        # Pods reach it through its Service, whose name the process does not know; the chart's NOTES print it.
-        return "\n".join([*lines, f"  In Kubernetes: the Service's URL, http://<service>.<namespace>.svc.cluster.local:"
-                                   f"{port} (`helm status <release>` prints it for every field; add /v1 for the "
-                                   "OpenAI-API-compatible fields)"])
+    if in_kubernetes() if kubernetes is None else kubernetes:
+        return "\n".join([*lines, f"  In Kubernetes: {kubernetes_advice(port)}"])
     width = max(len(f"{f.platform} {f.provider}") for f in FIELDS)
     label_width = max(len(f.label) for f in FIELDS)
     for way in ways(host, port, containerised=in_container() if containerised is None else containerised):
@@ -111,6 +132,6 @@ def paste_guide(host: str, port: int, *, api_key_set: bool, models: Sequence[str
             lines += [f"  {way.title}", f"    not reachable: the server {way.note}"]
             continue
         lines.append(f"  {way.title}" + (f" ({way.note})" if way.note else ""))
-        lines += [f"    {f'{f.platform} {f.provider}':<{width}}  {f.label:<{label_width}}  {way.base_url}{f.suffix}"
+        lines += [f"    {f'{f.platform} {f.provider}':<{width}}  {f.label:<{label_width}}  {f.value(way.base_url)}"
                   for f in FIELDS]
     return "\n".join(lines)

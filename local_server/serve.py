@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from local_server.paste import paste_guide
+from local_server.paste import console_url, paste_guide
 from local_server.settings import Settings
 
 # Flags override the RERANK_* environment; secrets (the API key) are read from the environment only,
@@ -65,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
                     "(docs/server.md, Exposure)", settings.host)
     print(paste_guide(settings.host, settings.port, api_key_set=bool(settings.api_key), models=models.names),
           flush=True)
+    if settings.console:
+        print(f"Console (models, what to paste, try, thresholds): {console_url(settings.host, settings.port)}",
+              flush=True)
     app = create_app(settings, models)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                             timeout_graceful_shutdown=settings.drain_seconds + _ANSWER_SECONDS)

@@ -112,6 +112,7 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         None, description="If set, every route but public_routes needs 'Authorization: Bearer KEY'.")
     offline: bool = Field(False, description="Never contact the Hugging Face Hub.")
+    console: bool = Field(True, description="Serve the web console at / and /console/ (false: both answer 404).")
     log_level: str = "info"
 
     @model_validator(mode="before")

@@ -25,6 +25,7 @@ from local_server.metrics import Metrics
 from local_server.registry import ServedModels
 from local_server.scoring import Scored, Scorer
 from local_server.settings import Settings
+from local_server.stats import Stats
 from rerank_kit.protocol import ModelCard, ModelList, OllamaRerankRequest, RerankRequest, TEIRerankRequest
 
 
@@ -37,7 +38,11 @@ class Serving:
     scorer: Scorer
     metrics: Metrics
     traffic: Traffic
+    stats: Stats = field(init=False)  # the console's figures, fed by every scoring route
     started: int = field(default_factory=lambda: int(time.time()))
+
+    def __post_init__(self) -> None:
+        self.stats = Stats(self.metrics, self.models, scoring_routes=SCORING_ROUTES)
 
     @property
     def documents_per_request(self) -> int:
@@ -73,6 +78,7 @@ async def score(request: Request, model: str | None, query: str, documents: list
                        "(RERANK_MAX_DOCS)")
     scored = await unless_disconnected(request, state.scorer.score(model, query, documents, **options))
     state.metrics.count_scored(len(documents), scored.tokens)
+    state.stats.record(scored.model, scored.scores, calibrated=not options.get("raw_scores"))
     return scored
 
 
@@ -150,6 +156,11 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=content_type)
 
 
+async def stats(request: Request) -> Response:
+    """The console's live figures and recent score distributions (local_server.stats), read from /metrics' counters."""
+    return json_response(serving(request).stats.build())
+
+
 # -- the table ---------------------------------------------------------------------------------------------
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -190,7 +201,14 @@ ROUTES: list[tuple[str, str, Handler, dict[str, Any]]] = [
     ("GET", "/metrics", metrics, _meta("Prometheus text format", response_class=Response) | {
         "responses": {200: {"description": "Prometheus text format",
                             "content": {"text/plain": {"schema": {"type": "string"}}}}, **META_ERRORS}}),
+    ("GET", "/stats", stats, _meta("live rates, latency, queue, errors, and per model its state, counts and recent "
+                                   "score distribution (what the console shows)") | {
+        "responses": {200: {"description": "the console's figures", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["requests_per_s", "pairs_per_s", "latency_ms", "queue_pairs", "errors",
+                                           "models"]}}}}, **META_ERRORS}}),
 ]
+# The routes that score: their requests and latency are the console's live figures.
+SCORING_ROUTES = frozenset(path for _, path, _, spec in ROUTES if "rerank" in spec.get("tags", ()))
 
 
 def add_routes(app: FastAPI) -> None:
