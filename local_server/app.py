@@ -18,6 +18,7 @@ from local_server.api.traffic import Traffic
 from local_server.errors import EXPECTED, answer_error
 from local_server.metrics import Metrics
 from local_server.registry import ServedModels
+from local_server.score_cache import ScoreCache
 from local_server.scoring import Scorer
 from local_server.settings import Settings
 from rerank_kit import __version__
@@ -25,8 +26,9 @@ from rerank_kit import __version__
 
 def create_app(settings: Settings, models: ServedModels) -> FastAPI:
     """The app around the served models; `app.state.drain` is what `rerank-kit serve` calls on SIGTERM."""
-    state = Serving(settings=settings, models=models, scorer=Scorer(models), metrics=Metrics(models.batcher),
-                    traffic=Traffic())
+    cache = ScoreCache.from_settings(settings)
+    state = Serving(settings=settings, models=models, scorer=Scorer(models, cache=cache),
+                    metrics=Metrics(models.batcher, cache), traffic=Traffic())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -36,6 +38,8 @@ def create_app(settings: Settings, models: ServedModels) -> FastAPI:
         unloader.cancel()
         await asyncio.to_thread(models.batcher.stop)  # joins the inference thread: never on the event loop
         state.scorer.close()
+        if cache is not None:
+            await cache.close()
 
     app = FastAPI(title="rerank-kit", version=__version__, lifespan=lifespan,
                   description="A local reranker (cross-encoders, LLM rerankers, Qwen3-Reranker; several models "

@@ -18,6 +18,7 @@ import numpy as np
 
 from local_server.backends import LoadedModel
 from local_server.families import CrossEncoder
+from local_server.score_cache.keys import model_identity
 from local_server.settings import Settings
 
 TruncationDirection = Literal["right", "left"]
@@ -75,6 +76,7 @@ class RerankEngine:
         self.device = model.device
         self.dtype = model.dtype
         self.note = model.note
+        self.identity = model_identity(model, settings)  # what the score cache keys this model's entries by
         self.max_length = settings.max_length
         self.batch_tokens = batch_tokens_for(settings, model.device)
         self.max_pairs = settings.effective_max_pairs_per_request
@@ -109,8 +111,7 @@ class RerankEngine:
 
         The right-truncated single-window path is the family reference's tokenisation exactly.
         """
-        if len(documents) * max_chunks_per_doc > self.max_pairs:  # refuse before any tokenising
-            raise TooMuchWorkError(self._too_much(len(documents) * max_chunks_per_doc))
+        self.check_pairs(len(documents), max_chunks_per_doc)  # refuse before any tokenising
         tok = self.tokenizer
         frame = self.family.frame(self._tokenize, query, instruction)
         budget = max(1, frame.room)
@@ -133,6 +134,11 @@ class RerankEngine:
         joined = self.family.join_all(tok, frame, windows)
         lengths = (len(frame.before), len(frame.after))
         return [EncodedPair(doc, ids, types, lengths) for doc, (ids, types) in zip(owners, joined, strict=True)]
+
+    def check_pairs(self, documents: int, max_chunks_per_doc: int) -> None:
+        """TooMuchWorkError when so many documents, each in up to so many windows, could exceed max_pairs."""
+        if documents * max_chunks_per_doc > self.max_pairs:
+            raise TooMuchWorkError(self._too_much(documents * max_chunks_per_doc))
 
     def _tokenize(self, text: str, max_tokens: int | None) -> list[int]:
         """The first `max_tokens` token ids of `text` (all of them for None), without special tokens."""

@@ -1,4 +1,5 @@
-"""Prometheus metrics: request counts and latency per route, documents and tokens scored, batcher state."""
+"""Prometheus metrics: request counts and latency per route, documents and tokens scored, batcher and score
+cache state."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from local_server.batcher import Batcher
+from local_server.score_cache import ScoreCache
 
 # The batcher's counters: metric name (without `_total`) -> (BatchStats field, help text).
 _BATCHER_COUNTERS = {
@@ -36,10 +38,36 @@ class _BatcherCollector(Collector):
             yield CounterMetricFamily(name, help_text, value=getattr(stats, field_name))
 
 
+class _CacheCollector(Collector):
+    """The score cache's tiers: where documents were answered from, and what the memory tier holds."""
+
+    def __init__(self, cache: ScoreCache) -> None:
+        self._cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        cache = self._cache
+        hits = CounterMetricFamily("rerank_cache_hits", "Documents answered from the score cache, by tier.",
+                                   labels=["tier"])
+        hits.add_metric(["memory"], cache.memory.stats.hits)
+        hits.add_metric(["shared"], cache.shared.stats.hits if cache.shared else 0)
+        yield hits
+        yield CounterMetricFamily("rerank_cache_misses", "Documents the model scored (not in the cache).",
+                                  value=cache.stats.misses)
+        yield CounterMetricFamily("rerank_cache_joins", "Documents awaited from another request's scoring of "
+                                  "the same pair (single flight).", value=cache.stats.joins)
+        yield CounterMetricFamily("rerank_cache_evictions", "Entries evicted from the memory tier "
+                                  "(RERANK_CACHE_BYTES).", value=cache.memory.stats.evictions)
+        yield CounterMetricFamily("rerank_cache_shared_errors", "Failed Redis calls (answered from the model).",
+                                  value=cache.shared.stats.errors if cache.shared else 0)
+        yield GaugeMetricFamily("rerank_cache_entries", "Entries in the memory tier.", value=len(cache.memory))
+        yield GaugeMetricFamily("rerank_cache_bytes", "Memory the memory tier's entries take (estimated).",
+                                value=cache.memory.bytes)
+
+
 class Metrics:
     """One registry per app, so several apps in one process never collide."""
 
-    def __init__(self, batcher: Batcher) -> None:
+    def __init__(self, batcher: Batcher, cache: ScoreCache | None = None) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("rerank_requests", "HTTP requests by route and status (499: the client went away).",
                                 ["route", "status"],
@@ -50,6 +78,8 @@ class Metrics:
         self.documents = Counter("rerank_documents", "Documents scored.", registry=self.registry)
         self.tokens = Counter("rerank_tokens", "Tokens scored (query + document pairs).", registry=self.registry)
         self.registry.register(_BatcherCollector(batcher))
+        if cache is not None:
+            self.registry.register(_CacheCollector(cache))
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         self.requests.labels(route, str(status)).inc()

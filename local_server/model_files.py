@@ -1,8 +1,10 @@
-"""Where a model's files are: one rule for every loader (a local folder as given, or a hub id's snapshot)."""
+"""Where a model's files are (one rule for every loader: a local folder as given, or a hub id's snapshot), and
+what identifies them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 
@@ -17,3 +19,17 @@ def model_folder(model: str, *, allow_patterns: Sequence[str] | None = None, cac
 
     return Path(snapshot_download(model, allow_patterns=list(allow_patterns) if allow_patterns else None,
                                   local_files_only=cached_only))
+
+
+def file_stamps(folder: Path, suffixes: Collection[str] | None = None) -> str:
+    """`|name:size:mtime_ns` for each file in the folder (those with one of `suffixes`, when given), sorted: what
+    changes when a file is replaced, read without reading the files (weights are gigabytes)."""
+    return "".join(f"|{path.name}:{stat.st_size}:{stat.st_mtime_ns}" for path in sorted(folder.iterdir())
+                   if path.is_file() and (suffixes is None or path.suffix in suffixes) and (stat := path.stat()))
+
+
+def fingerprint(model: str) -> str:
+    """A hex digest of the model's files (weights, config, tokenizer) and where they are: two models served
+    under one name from different files differ, and so does one folder whose weights were replaced."""
+    folder = model_folder(model, cached_only=True).resolve()
+    return hashlib.sha256(f"{folder}{file_stamps(folder)}".encode()).hexdigest()

@@ -14,7 +14,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -64,6 +64,7 @@ class ServedModels:
     def __init__(self, settings: Settings, models: Sequence[ServedModel], *, strict: bool) -> None:
         self.models = list(models)
         self.strict = strict  # False for the single RERANK_MODEL form: any name reaches it, as before
+        self.on_unload: list[Callable[[str], None]] = []  # told a model's name when it is unloaded or reloaded
         self.batcher = Batcher(max_batch_size=settings.max_batch_size, max_wait_ms=settings.max_wait_ms,
                                max_queue_pairs=settings.max_queue_pairs)
         for model in self.models:
@@ -151,8 +152,9 @@ class ServedModels:
         if model.lane is None:
             model.lane = self.batcher.add_lane(model.name, engine.logits, max_batch_tokens=engine.batch_tokens,
                                                decoder=engine.family.decoder)
-        else:
+        else:  # loaded again after an idle unload
             model.lane.run_batch = engine.logits
+            self._unloaded(model.name)
 
     def unload_idle(self, now: float | None = None) -> list[str]:
         """Unload every model idle past its `idle_unload_s` with no request in progress; their names."""
@@ -166,10 +168,15 @@ class ServedModels:
             if model.lane is not None:
                 model.lane.run_batch = _not_loaded  # drops the last reference to the model
             unloaded.append(model.name)
+            self._unloaded(model.name)
             log.info("unloaded model %s after %.0f s idle", model.name, now - model.last_used)
         if unloaded:
             gc.collect()  # a model's modules hold reference cycles: free its memory now, not at some later pass
         return unloaded
+
+    def _unloaded(self, name: str) -> None:
+        for listener in self.on_unload:
+            listener(name)
 
     async def unload_idle_forever(self) -> None:
         """The app's background task when some model has idle_unload_s."""

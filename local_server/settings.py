@@ -107,6 +107,14 @@ class Settings(BaseSettings):
                                       "as fp32 does.")
     threads: int | None = Field(None, ge=1, description="Intra-op threads for inference (default: all cores).")
     cache_dir: Path = Field(Path.home() / ".cache" / "rerank-kit", description="Where exported ONNX models go.")
+    # The score cache (local_server.score_cache): ~240 bytes per document's entry, so 64 MiB holds ~280k of them.
+    cache_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="Score cache: memory for cached document scores (bytes; 0 turns the "
+                                            "cache off). Answers with it equal answers without it.")
+    cache_url: SecretStr | None = Field(
+        None, description="Score cache shared by replicas: redis://[:password@]host:6379/0 (optional; when Redis "
+                          "is down requests are answered from the model).")
+    cache_ttl_s: float = Field(86400.0, gt=0, description="Score cache: how long an entry lives in Redis (seconds).")
     host: str = "0.0.0.0"
     port: int = DEFAULT_PORT
     api_key: SecretStr | None = Field(
@@ -122,10 +130,10 @@ class Settings(BaseSettings):
             data = {**data, "family": legacy}
         return _family_was_kind(data)
 
-    @field_validator("api_key", mode="before")
+    @field_validator("api_key", "cache_url", mode="before")
     @classmethod
-    def _empty_key_is_none(cls, value: object) -> object:
-        """`RERANK_API_KEY=` (as docker compose passes an unset variable) means no key."""
+    def _empty_is_none(cls, value: object) -> object:
+        """`RERANK_API_KEY=` (as docker compose passes an unset variable) means no key (and no Redis)."""
         return value or None
 
     @field_validator("public_routes", mode="before")

@@ -48,6 +48,7 @@ class LoadedModel:
     dtype: str
     family: Family  # its template (local_server.families), built once for this tokenizer and these settings
     note: str | None = None  # why it is served otherwise than asked (int8 refused on this CPU), for /info
+    variant: str = ""  # what tells two loads of one dtype apart: int8's flavour for this CPU (full range, 7-bit)
 
 
 class ModelLoadError(RuntimeError):

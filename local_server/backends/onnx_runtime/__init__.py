@@ -62,7 +62,7 @@ def load(settings: Settings) -> LoadedModel:
     if check.passed:
         log.info("serving %s in int8 (%s): %s", settings.model, Path(quantised.model_path).parent.name,
                  check.describe())
-        return LoadedModel(quantised, tokenizer, "cpu", "int8", family)
+        return LoadedModel(quantised, tokenizer, "cpu", "int8", family, variant=int8.variant_for_this_cpu())
     note = f"serving fp32, not int8: {check.describe()}"
     log.warning("%s: %s", settings.model, note)
     return LoadedModel(fp32, tokenizer, "cpu", "float32", family, note=note)

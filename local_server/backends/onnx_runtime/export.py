@@ -24,7 +24,7 @@ import numpy as np
 from local_server.backends import ModelLoadError, explain_load_failure
 from local_server.backends.onnx_runtime import int8
 from local_server.backends.onnx_runtime.session import OnnxBackend
-from local_server.model_files import model_folder
+from local_server.model_files import file_stamps, model_folder
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +56,7 @@ def cache_key(model_dir: Path, variant: str) -> str:
     variant), the recipe and the torch/onnxruntime versions, so a changed model or toolchain builds anew."""
     resolved = model_dir.expanduser().resolve()
     digest = hashlib.sha256(f"{resolved}|{variant}|{_EXPORT_RECIPE}|{version('torch')}|"
-                            f"{version('onnxruntime')}".encode())
-    for path in sorted(resolved.iterdir()):
-        if path.suffix in _WEIGHT_SUFFIXES and path.is_file():
-            stat = path.stat()
-            digest.update(f"|{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+                            f"{version('onnxruntime')}{file_stamps(resolved, _WEIGHT_SUFFIXES)}".encode())
     return f"{resolved.name}-{variant}-{digest.hexdigest()[:16]}"
 
 

@@ -6,68 +6,13 @@ its best window, calibrated by the sigmoid unless raw scores are asked for. Mill
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterator, Sequence
-from types import SimpleNamespace
-from typing import Any
 
-import numpy as np
 import pytest
 
 from local_server.batcher import OverloadedError
-from local_server.engine import EncodedPair
-from local_server.registry import ModelNotFoundError, ServedModel, ServedModels
-from local_server.scoring import Scorer
-from local_server.settings import Settings
+from local_server.registry import ModelNotFoundError
 from rerank_kit.scores import sigmoids
-
-QUERY = "which city is the capital of france"
-
-
-class WindowedEngine:
-    """A fake engine: the document "2.0 -1.0" has two windows, whose logits are 2.0 and -1.0 plus `offset`;
-    window w of a document is 3 + w tokens long. Records each encode call and the thread it ran on."""
-
-    batch_tokens = 1000
-    family = SimpleNamespace(decoder=False, name="cross-encoder")
-
-    def __init__(self, offset: float = 0.0) -> None:
-        self.offset = offset
-        self.encoded: list[tuple[list[str], dict[str, Any], str]] = []
-        self.scored_pairs = 0
-
-    def encode(self, query: str, documents: Sequence[str], **options: Any) -> list[EncodedPair]:
-        assert query == QUERY
-        self.encoded.append((list(documents), options, threading.current_thread().name))
-        return [EncodedPair(doc=doc, input_ids=[round(float(logit) * 1000)] + [0] * (2 + window), token_type_ids=None)
-                for doc, text in enumerate(documents) for window, logit in enumerate(text.split())]
-
-    def logits(self, pairs: Sequence[EncodedPair]) -> np.ndarray:
-        self.scored_pairs += len(pairs)
-        return np.array([p.input_ids[0] / 1000 + self.offset for p in pairs], dtype=np.float32)
-
-
-def served(engines: dict[str, WindowedEngine], **settings: Any) -> ServedModels:
-    base = Settings(model="unused", offline=True, max_wait_ms=0, **settings)
-    return ServedModels(base, [ServedModel(name, base, engine.family.name, engine=engine)  # type: ignore[arg-type]
-                               for name, engine in engines.items()], strict=True)
-
-
-@pytest.fixture
-def scorer_of() -> Iterator:
-    """scorer_of(engines): a Scorer over those fake engines with its batcher running; stopped afterwards."""
-    made: list[Scorer] = []
-
-    def make(engines: dict[str, WindowedEngine], **settings: Any) -> Scorer:
-        models = served(engines, **settings)
-        models.batcher.start()
-        made.append(Scorer(models, tokenizer_threads=1))
-        return made[-1]
-
-    yield make
-    for scorer in made:
-        scorer.close()
-        scorer.batcher.stop()
+from tests.support.fake_engines import QUERY, WindowedEngine
 
 
 def test_a_document_scores_as_its_best_window_calibrated_by_the_sigmoid(scorer_of) -> None:

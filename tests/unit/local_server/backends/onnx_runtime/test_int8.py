@@ -6,7 +6,6 @@ Holds on any x86-64 CPU: the check runs natively here and, under QEMU, on an emu
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from tests.support.tiny_model import (
     SAMPLE_DOCS as DOCS,  # the check pairs are int8.CHECK_SETS: text the check did not see
 )
 from tests.support.tiny_model import SAMPLE_QUERY as QUERY
+from tests.support.tools import required
 
 
 def int8_settings(model: Path, cache: Path, **overrides: object) -> Settings:
@@ -92,13 +92,7 @@ print(json.dumps({"saturates": int8.saturates(), "dtype": loaded.dtype, "graph":
 
 def emulator() -> str:
     """qemu-x86_64 (Debian's qemu-user), which .ci/run installs; a developer without it is told how."""
-    found = shutil.which("qemu-x86_64")
-    if found is None:
-        message = "qemu-x86_64 is not installed: apt-get install qemu-user (the int8 check on an AVX2 CPU)"
-        if os.environ.get("RERANK_KIT_CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    return required("qemu-x86_64", "apt-get install qemu-user", "the int8 check on an AVX2 CPU")
 
 
 def test_int8_on_an_avx2_cpu_without_vnni_is_quantised_to_7_bits_and_checked(tiny_model_dir: Path,
