@@ -39,8 +39,8 @@ class SharedCache:
 
     def __init__(self, url: str, ttl_s: float) -> None:
         from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
-        from redis.retry import Retry
 
         self._redis = Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S,
                                      retry=Retry(NoBackoff(), 0))  # a retry would double an outage's cost

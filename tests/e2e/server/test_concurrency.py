@@ -1,5 +1,5 @@
 """Many simultaneous requests with mixed settings over real HTTP: every answer is 200 and equals the answer
-to the same request sent alone.
+to the same request sent alone (to a server with the score cache off, while the burst meets the cache).
 
 This is the regression test for the shared-tokenizer race (two tokenizer threads in one Hugging Face
 fast tokenizer raised `RuntimeError: Already borrowed`, and most concurrent requests got a 500).
@@ -56,7 +56,15 @@ def mixed_requests() -> list[tuple[str, dict[str, Any]]]:
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir: Path) -> Iterator[str]:
+    """The server as it ships: the score cache on."""
     with running_server(tiny_model_dir, max_length=str(MAX_LENGTH)) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="module")
+def uncached_server(tiny_model_dir: Path) -> Iterator[str]:
+    """The lone answers' server: the score cache off, every answer from the model."""
+    with running_server(tiny_model_dir, max_length=str(MAX_LENGTH), cache_bytes="0") as base_url:
         yield base_url
 
 
@@ -71,10 +79,12 @@ async def send_all(base_url: str, requests: list[tuple[str, dict[str, Any]]]) ->
         return await asyncio.wait_for(asyncio.gather(*(send(r, b) for r, b in requests)), timeout=100)
 
 
-def test_concurrent_mixed_requests_equal_their_lone_answers(server: str) -> None:
+def test_concurrent_mixed_requests_equal_their_lone_answers(server: str, uncached_server: str) -> None:
+    """...sent alone to a server without the score cache, while the burst goes to one with it (its first round
+    computes and joins in-flight work, the next ones hit)."""
     requests = mixed_requests()
     alone = []
-    with httpx.Client(base_url=server, timeout=30) as client:
+    with httpx.Client(base_url=uncached_server, timeout=30) as client:
         for route, body in requests:
             response = client.post(route, json=body)
             assert response.status_code == 200, (route, body, response.text)
@@ -91,3 +101,6 @@ def test_concurrent_mixed_requests_equal_their_lone_answers(server: str) -> None
         # Ties (the tiny random model gives some documents one score) may swap places; see compare().
         assert compare(alone[index], response.json()) is None, f"{route} {sorted(body)}"
     assert len(workload) >= 90
+    hits = [line for line in httpx.get(f"{server}/metrics").text.splitlines()
+            if line.startswith('rerank_cache_hits_total{tier="memory"}')]
+    assert float(hits[0].split()[-1]) > 0, hits
