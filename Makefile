@@ -18,7 +18,8 @@ TORCH_CONSTRAINT := requirements/torch-cpu.txt
 PIP_TOOLS := pip-tools==7.6.2
 COMPILE := --quiet --strip-extras --no-emit-index-url --no-emit-find-links
 
-.PHONY: run test test-deploy lint bench soak lock drift package-dify package-dify-offline install-dify install-ragflow clean
+.PHONY: run test test-deploy lint bench soak lock drift package-dify package-dify-offline install-dify install-ragflow clean \
+	screenshots
 
 require-py = @test -n "$(1)" || { echo "Python $(2) not found: set PY$(subst .,,$(2))=/path/to/python$(2)"; exit 1; }
 
@@ -61,6 +62,10 @@ lint: $(VENV)/.installed
 
 test: $(VENV)/.installed $(DIFY_VENV)/.installed $(REFERENCE_VENV)/.installed lint
 	$(call run-suite,$(VENV),$(DIFY_VENV))
+
+# The console's pictures in README.md and docs/server.md (docs/console/*.png), taken by its browser tests.
+screenshots: $(VENV)/.installed
+	RERANK_KIT_SCREENSHOTS=docs/console $(VENV)/bin/python -m pytest -q tests/e2e/console
 
 # The paths users deploy by, as CI proves them (.ci/run runs this after `make test`; root, with buildah,
 # debootstrap and qemu-user from Debian): conf/Dockerfile built with buildah (chroot isolation, no Docker daemon)

@@ -94,11 +94,11 @@ def reached_here(url: str, settings: Settings, page_host: tuple[str | None, int 
     local = httpx.URL(own[-1].base_url or "")
     rest = re.sub(r"^(?:https?://)+", "", url.strip(), flags=re.IGNORECASE)
     checked = f"{base.scheme}://{local.netloc.decode()}{rest[rest.index('/'):] if '/' in rest else ''}"
-    if base.host == local.host:
+    container = next((way for way in own[:-1] if httpx.URL(way.base_url or "").host == base.host), None)
+    if container is None or base.host == local.host:
         return checked, ""
-    docker = next((way.note for way in own if way.base_url and httpx.URL(way.base_url).host == base.host), "")
-    return checked, (f"checked from the server's host at {local.host}:{local.port}: a container reaches it at "
-                     f"{base.host}" + (f" ({docker})" if docker else ""))
+    return checked, (f"checked from the server's host at {local.host}:{local.port}; {container.title} reaches it "
+                     f"at {base.host}" + (f" ({container.note})" if container.note else ""))
 
 
 async def check(request: Request) -> Response:

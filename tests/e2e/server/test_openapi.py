@@ -61,7 +61,7 @@ def fuzz_every_operation(schema: schemathesis.BaseSchema, headers: dict[str, str
 
 
 ROUTES = {"POST /rerank", "POST /v1/rerank", "POST /v2/rerank", "POST /api/v1/rerank", "POST /api/rerank",
-          "GET /health", "GET /info", "GET /v1/models", "GET /metrics"}
+          "GET /health", "GET /info", "GET /v1/models", "GET /metrics", "GET /stats"}
 
 
 def test_without_a_key(open_schema: schemathesis.BaseSchema) -> None:
