@@ -44,8 +44,10 @@ class ServerSpec:
 
 
 def rerank_kit_spec(name: str, work: Path, **settings: str) -> ServerSpec:
+    """rerank-kit with `settings`; the score cache off unless they set it: the peers cache nothing and a cell's
+    requests repeat (its warm-up's too), so the peer cells compare the model paths (benchmarks.cache: the cache)."""
     env = {"RERANK_OFFLINE": "1", "RERANK_LOG_LEVEL": "warning", "RERANK_CACHE_DIR": str(work / "cache"),
-           **{f"RERANK_{key.upper()}": value for key, value in settings.items()}}
+           "RERANK_CACHE_BYTES": "0", **{f"RERANK_{key.upper()}": value for key, value in settings.items()}}
     return ServerSpec(
         name,
         lambda model, port: [sys.executable, "-m", "rerank_kit.cli", "serve", "--model", str(model),

@@ -7,8 +7,8 @@ direct (the model alone, length-sorted batches of 32, in-process), naive (FastAP
 infinity (infinity-emb 0.0.78, torch, CPU, fp32), rerank-kit as started with no options (ONNX Runtime fp32 on
 a CPU), forced to torch, and with int8. A decoder reranker (the Qwen3-Reranker-0.6B shape) runs only
 card (its model card's plain transformers loop, in-process, one request at a time) and rerank-kit. Then
-the quality of each serving path on a trained model (benchmarks.quality) and the cost curves as charts
-(benchmarks.curves).
+the score cache off and on (benchmarks.cache), the quality of each serving path on a trained model
+(benchmarks.quality) and the cost curves as charts (benchmarks.curves).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from benchmarks import curves, peers, quality
+from benchmarks import cache, curves, peers, quality
 from benchmarks.flops import flops_per_pair
 from benchmarks.loadgen import run_load
 from benchmarks.models import MODEL_NAMES, ModelShape, build_model
@@ -72,6 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="results folder (default WORK/results/<time>)")
     parser.add_argument("--no-quality", dest="quality", action="store_false",
                         help="skip the quality table (trains benchmarks.trained's model on first use)")
+    parser.add_argument("--no-cache-bench", dest="cache_bench", action="store_false",
+                        help="skip the score cache's run (benchmarks.cache) on the first model")
     parser.add_argument("--curves", type=_csv(str), default=list(curves.SYSTEMS),
                         help=f"systems drawn in the cost curves on the first model ({','.join(curves.SYSTEMS)}; "
                              "empty: no curves)")
@@ -302,6 +304,11 @@ def run(args: argparse.Namespace) -> int:
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 bench.failures.append(f"- the cost curves failed: {str(exc).splitlines()[0]}")
             bench.save()
+    if args.cache_bench and not workloads[0].shape.decoder:
+        bench.notes += "\nThe score cache (benchmarks.cache; chart cache-soak.png):\n\n" + cache.run(
+            workloads[0].model_dir, args.work, out / "cache", seconds=max(args.seconds, 30.0), rounds=2, soak_mib=4,
+            chart_path=out / "cache-soak.png")
+        bench.save()
     if args.quality:
         bench.notes += "\nQuality of each serving path (trained MiniLM-L6, held-out queries):\n\n" + bench.quality()
         bench.save()

@@ -17,8 +17,8 @@ def test_bench_runs_every_local_system_on_the_tiny_model(tiny_model_dir: Path, t
         [sys.executable, "-m", "benchmarks", "--model-dir", str(tiny_model_dir), "--systems",
          ",".join(SMOKE_SYSTEMS), "--cells", "1,3;4,3", "--seconds", "2", "--waves", "1",
          "--min-requests", "2", "--direct-pairs", "6", "--peak-seconds", "0.3", "--work", str(tmp_path / "work"),
-         "--out", str(out), "--no-quality", "--curves", "rerank-kit,rerank-kit-int8", "--curve-passages", "2,5",
-         "--curve-lengths", "16,40"],
+         "--out", str(out), "--no-quality", "--no-cache-bench", "--curves", "rerank-kit,rerank-kit-int8",
+         "--curve-passages", "2,5", "--curve-lengths", "16,40"],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -55,7 +55,7 @@ def test_bench_runs_the_decoder_systems_on_a_tiny_qwen3(tiny_qwen3_dir: Path, tm
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--model-dir", str(tiny_qwen3_dir), "--systems", "card,rerank-kit,direct",
          "--cells", "2,3", "--seconds", "2", "--waves", "1", "--min-requests", "2", "--peak-seconds", "0.3",
-         "--work", str(tmp_path / "work"), "--out", str(out), "--no-quality", "--curves", ""],
+         "--work", str(tmp_path / "work"), "--out", str(out), "--no-quality", "--no-cache-bench", "--curves", ""],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
