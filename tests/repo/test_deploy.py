@@ -39,6 +39,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "prefilled-claim": {"model": {"download": False, "persistence": {"enabled": True, "existingClaim": "models"}},
                         "apiKey": {"value": "s3cret"}},
     "two-models": yaml.safe_load((EXAMPLES / "models.yaml").read_text()),
+    "shared-cache": yaml.safe_load((EXAMPLES / "shared-cache.yaml").read_text()),
     "two-models-prefilled": {
         "models": [{"name": "base", "path": "BAAI/bge-reranker-base", "onnx_quantize": "int8"},
                    {"name": "m3-long", "path": "BAAI/bge-reranker-v2-m3", "max_length": 1024}],
@@ -178,6 +179,16 @@ def test_every_setting_the_chart_sets_exists() -> None:
         server = one(objects(values), "Deployment")["spec"]["template"]["spec"]["containers"][0]
         unknown = {key for key in env_of(server) if key.startswith("RERANK_")} - known
         assert not unknown, f"{name}: {unknown}"
+
+
+def test_the_score_cache_is_the_servers_default_unless_set_and_redis_comes_from_a_secret() -> None:
+    default = env_of(one(objects({}), "Deployment")["spec"]["template"]["spec"]["containers"][0])
+    assert not {"RERANK_CACHE_BYTES", "RERANK_CACHE_TTL_S", "RERANK_CACHE_URL"} & set(default)
+    shared = env_of(one(objects(VALUE_SETS["shared-cache"]), "Deployment")["spec"]["template"]["spec"]["containers"][0])
+    assert (shared["RERANK_CACHE_BYTES"], shared["RERANK_CACHE_TTL_S"]) == ("134217728", "604800")
+    assert shared["RERANK_CACHE_URL"] == {"secretKeyRef": {"name": "rerank-kit-redis", "key": "url"}}
+    off = env_of(one(objects({"scoreCache": {"bytes": 0}}), "Deployment")["spec"]["template"]["spec"]["containers"][0])
+    assert off["RERANK_CACHE_BYTES"] == "0"  # an unquoted 0 turns it off too, not back to the default
 
 
 def test_the_gpu_variant_asks_for_an_nvidia_gpu_and_fp16() -> None:
