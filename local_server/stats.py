@@ -98,6 +98,7 @@ class Stats:
             "queue_pairs": int(_total(samples, "rerank_queue_pairs")),
             "requests_total": int(_total(samples, "rerank_requests_total")),
             "errors": _errors(samples),
+            "cache": _cache(samples),
             "models": [self._model(model, (now.per_model[model.name] - base.per_model.get(model.name, 0)) / seconds)
                        for model in self.models.models],
         }
@@ -142,6 +143,21 @@ def _errors(samples: dict[str, list[Any]]) -> dict[str, int]:
         if int(sample.labels["status"]) >= 400:
             found[sample.labels["status"]] += int(sample.value)
     return dict(sorted(found.items()))
+
+
+def _cache(samples: dict[str, list[Any]]) -> dict[str, float] | None:
+    """The score cache's counters since start (None when it is off): documents answered from it, scored by the
+    model, awaited from another request; what its memory tier holds."""
+    if not samples["rerank_cache_entries"]:
+        return None
+    hits, misses = _total(samples, "rerank_cache_hits_total"), _total(samples, "rerank_cache_misses_total")
+    joins = _total(samples, "rerank_cache_joins_total")
+    answered = hits + misses + joins
+    return {"hits": int(hits), "misses": int(misses), "joins": int(joins),
+            "hit_ratio": round((hits + joins) / answered, 4) if answered else None,
+            "entries": int(_total(samples, "rerank_cache_entries")),
+            "bytes": int(_total(samples, "rerank_cache_bytes")),
+            "shared_errors": int(_total(samples, "rerank_cache_shared_errors_total"))}
 
 
 def _quantile_ms(buckets: dict[float, float], q: float) -> float | None:

@@ -25,6 +25,10 @@ export function update(stats) {
   $("#ov-p50").textContent = ms(stats.latency_ms.p50);
   $("#ov-p95").textContent = ms(stats.latency_ms.p95);
   $("#ov-queue").textContent = stats.queue_pairs;
+  const cache = stats.cache;  // null: RERANK_CACHE_BYTES=0
+  $("#ov-cache").textContent = cache === null ? "off" : cache.hit_ratio === null ? "–" : `${(cache.hit_ratio * 100).toFixed(1)}%`;
+  $("#ov-cache-size").textContent = cache === null ? "" : `${cache.entries} entries, ${(cache.bytes / 2 ** 20).toFixed(1)} MiB`
+    + (cache.shared_errors ? `, ${cache.shared_errors} Redis errors` : "");
   $("#ov-window").textContent = `Rates and latency over the last ${stats.window_s} s of scoring requests; up ${Math.round(stats.uptime_s)} s.`;
   history.push(stats.requests_per_s);
   if (history.length > 60) history.shift();

@@ -78,7 +78,8 @@ def test_the_page_loads_cleanly_from_its_own_origin_only(server: tuple[str, str]
 
 def test_the_overview_lists_every_served_model(server: tuple[str, str], open_page) -> None:
     url, _ = server
-    ranked_by_api(url, "minilm")  # some traffic for the live figures
+    for _ in range(2):  # some traffic for the live figures; the second answered from the score cache
+        ranked_by_api(url, "minilm")
     page = open_page(f"{url}/").page
     page.wait_for_selector("#ov-models tbody tr")
     rows = page.locator("#ov-models tbody tr")
@@ -87,6 +88,9 @@ def test_the_overview_lists_every_served_model(server: tuple[str, str], open_pag
     assert first[:7] == ["minilm", "cross-encoder", "torch", "float32", "cpu", str(MAX_LENGTH), "loaded"]
     assert rows.nth(1).locator("td").nth(4).inner_text() == "32"
     page.wait_for_function("Number(document.querySelector('#ov-queue').textContent) >= 0")
+    page.wait_for_function("document.querySelector('#ov-cache').textContent.endsWith('%')")
+    assert float(page.inner_text("#ov-cache").rstrip("%")) > 0
+    assert "entries" in page.inner_text("#ov-cache-size")
     screenshot_to(page, "overview")
 
 

@@ -81,3 +81,19 @@ def test_the_model_tallies_are_in_metrics_too() -> None:
     assert scraped[("rerank_model_requests_total", (("model", "b"),))] == 1
     assert scraped[("rerank_model_documents_total", (("model", "b"),))] == 2
     assert scraped[("rerank_model_documents_total", (("model", "a"),))] == 0
+
+
+def test_the_score_cache_counters_come_from_the_registry_and_are_none_when_it_is_off() -> None:
+    from local_server.score_cache import ScoreCache
+
+    stats, _, _ = make("a")
+    assert stats.build()["cache"] is None  # RERANK_CACHE_BYTES=0: no cache metrics
+    cache = ScoreCache.from_settings(Settings(model="tiny"))
+    assert cache is not None
+    cache.memory.put("a", b"k" * 16, (1.5, 12))
+    cache.memory.get(b"k" * 16)
+    cache.stats.misses, cache.stats.joins = 2, 1
+    metrics = Metrics(stand_in_batcher(queued_pairs=0, pairs=0), cache)  # type: ignore[arg-type]
+    found = Stats(metrics, served("a"), scoring_routes=SCORING).build()["cache"]
+    assert found == {"hits": 1, "misses": 2, "joins": 1, "hit_ratio": 0.5, "entries": 1, "bytes": cache.memory.bytes,
+                     "shared_errors": 0}
