@@ -103,6 +103,7 @@ def measure(model_dir: Path, work: Path, out: Path, *, concurrency: int = 8, sec
 
     passages = make_passages(AutoTokenizer.from_pretrained(model_dir), 400)
     queries = make_queries(len(WORKLOADS) * rounds * 3 + 1)
+    machinery = machinery_us(passages)  # before the servers start: on a quiet machine
     cells: dict[str, dict[str, list[dict]]] = {w: {"off": [], "on": []} for w in (*WORKLOADS, "replay c=1")}
     shares = {}
     with servers(model_dir, work, out) as running:
@@ -124,7 +125,7 @@ def measure(model_dir: Path, work: Path, out: Path, *, concurrency: int = 8, sec
                                                                cached=cached))
                     print(f"# cache {state:3} {workload:13} round {round_index + 1}: {cells[workload][state][-1]}",
                           flush=True)
-    return {"concurrency": concurrency, "seconds": seconds, "rounds": rounds, "docs": DOCS,
+    return {"concurrency": concurrency, "seconds": seconds, "rounds": rounds, "docs": DOCS, "machinery_us": machinery,
             "repeated_share": shares, "cells": cells, "summary": summarise(cells)}
 
 
@@ -135,8 +136,40 @@ def _enough(off_cells: list[dict], seconds: float) -> int:
     return max(32, int(off_cells[-1]["pairs_per_s"] * seconds * 3 / DOCS))
 
 
+def machinery_us(passages: list[str], requests: int = 2000) -> float:
+    """What the cache adds to a request that misses, measured without a model: keys for DOCS passages, the
+    lookups, the flight and the stores, minus the same request's path with no cache (microseconds)."""
+    import asyncio
+
+    import numpy as np
+
+    from local_server.score_cache import ScoreCache
+
+    cache = ScoreCache.from_settings(Settings(model="unused"))
+    assert cache is not None
+    options = {"truncate": True, "direction": "right", "max_tokens_per_doc": None, "max_chunks_per_doc": 1,
+               "instruction": None}
+
+    async def compute(documents: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros(len(documents)), np.zeros(len(documents), dtype=np.int64)
+
+    async def timed(cached: bool) -> float:
+        started = time.perf_counter()
+        for i in range(requests):
+            documents = [passages[(i * DOCS + j) % len(passages)] for j in range(DOCS)]
+            if cached:
+                keys = cache.keys(b"model identity", f"query {i}", documents, options)
+                await cache.scores("model", keys, documents, compute)
+            else:
+                await compute(documents)
+        return (time.perf_counter() - started) / requests * 1e6
+
+    return asyncio.run(timed(True)) - asyncio.run(timed(False))
+
+
 def summarise(cells: dict[str, dict[str, list[dict]]]) -> dict[str, dict]:
-    """Per workload: the median pairs/s and p50 off and on, and on/off; None where a cell had failures."""
+    """Per workload: the median pairs/s and p50 off and on, and the median of the rounds' on/off; None where a
+    cell had failures."""
     summary = {}
     for workload, states in cells.items():
         row: dict[str, float | None] = {}
@@ -145,8 +178,10 @@ def summarise(cells: dict[str, dict[str, list[dict]]]) -> dict[str, dict]:
             row[f"{state}_pairs_per_s"] = None if None in rates else median(rates)
             row[f"{state}_p50_ms"] = median([r["p50_ms"] for r in runs])
             row[f"{state}_failed"] = sum(r["failed"] for r in runs)
-        off, on = row["off_pairs_per_s"], row["on_pairs_per_s"]
-        row["ratio"] = on / off if off and on else None
+        # each round's on/off (the two cells ran back to back, on the machine as it was then), their median
+        paired = [on["pairs_per_s"] / off["pairs_per_s"] for off, on in zip(states["off"], states["on"], strict=True)
+                  if off["pairs_per_s"] and on["pairs_per_s"]]
+        row["ratio"] = median(paired) if len(paired) == len(states["on"]) and paired else None
         summary[workload] = row
     return summary
 
@@ -167,6 +202,11 @@ def table(result: dict) -> str:
         lines.append(f"| {workload} | {share:.0%} | {rate(row['off_pairs_per_s'])} | {rate(row['on_pairs_per_s'])} "
                      f"| {ratio} | {row['off_p50_ms']:.1f} | {row['on_p50_ms']:.1f} | "
                      f"{row['off_failed'] + row['on_failed']} |")
+    alone_ms = result["summary"]["replay c=1"]["off_p50_ms"]
+    lines += ["", f"The cache's own work on a request that misses (keys, lookups, the flight, the stores; no model): "
+                  f"{result['machinery_us']:.0f} us per {result['docs']}-passage request, "
+                  f"{result['machinery_us'] / (alone_ms * 1000):.3%} of one such request's p50 alone with the cache "
+                  "off."]
     return "\n".join(lines) + "\n\n" + verdicts(result["summary"]) + "\n"
 
 
