@@ -306,8 +306,8 @@ def run(args: argparse.Namespace) -> int:
             bench.save()
     if args.cache_bench and not workloads[0].shape.decoder:
         bench.notes += "\nThe score cache (benchmarks.cache; chart cache-soak.png):\n\n" + cache.run(
-            workloads[0].model_dir, args.work, out / "cache", seconds=max(args.seconds, 30.0), rounds=2, soak_mib=4,
-            chart_path=out / "cache-soak.png")
+            workloads[0].model_dir, args.work, out / "cache", seconds=max(args.seconds, 30.0), rounds=3, soak_mib=4,
+            soak_fills=6, chart_path=out / "cache-soak.png")
         bench.save()
     if args.quality:
         bench.notes += "\nQuality of each serving path (trained MiniLM-L6, held-out queries):\n\n" + bench.quality()

@@ -107,7 +107,7 @@ class Settings(BaseSettings):
                                       "as fp32 does.")
     threads: int | None = Field(None, ge=1, description="Intra-op threads for inference (default: all cores).")
     cache_dir: Path = Field(Path.home() / ".cache" / "rerank-kit", description="Where exported ONNX models go.")
-    # The score cache (local_server.score_cache): 288 bytes per document's entry, so 64 MiB holds ~230k of them.
+    # The score cache (local_server.score_cache): 368 bytes per document's entry, so 64 MiB holds ~180k of them.
     cache_bytes: int = Field(
         64 * 1024 * 1024, ge=0, description="Score cache: memory for cached document scores (bytes; 0 turns the "
                                             "cache off). Answers with it equal answers without it.")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-# What one entry costs this process: its 16-byte key object, the (model, logit, tokens) tuple with its float,
-# and its OrderedDict slot and link, with the table's growth room: 240 to 285 bytes by how full the table is
-# (measured with tracemalloc on CPython 3.11, tests/unit/local_server/score_cache/test_memory.py).
-ENTRY_BYTES = 288
+# What one entry costs this process once the cache is full and evicting: its 16-byte key object, the (model,
+# logit, tokens) tuple with its float and int, its OrderedDict slot and link, and the room the table keeps as
+# entries come and go: 277 to 362 bytes by how full the table is, up to ~410 while the table is rebuilt
+# (tracemalloc on CPython 3.11, tests/unit/local_server/score_cache/test_memory.py).
+ENTRY_BYTES = 368
 
 Entry = tuple[float, int]  # a document's raw logit (its best window) and the tokens of its pairs
 
