@@ -1,4 +1,4 @@
-"""The console's browser: one headless Chromium for the session (tests.support.browser), and pages that record
+"""The console's browser: one headless Chromium for this package (tests.support.browser), and pages that record
 what the tests assert on: console errors, uncaught exceptions and every request the page makes."""
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ class Watched:
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    """Stopped after this package's tests: Playwright's sync API runs an event loop in the main thread while it
+    lives, and every later test that calls asyncio.run would fail beside it."""
     executable = chromium()
     from playwright.sync_api import sync_playwright
 
