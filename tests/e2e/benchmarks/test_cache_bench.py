@@ -13,8 +13,8 @@ def test_the_cache_benchmark_runs_every_workload_and_the_soak(tiny_model_dir: Pa
     out = tmp_path / "cache"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.cache", "--model-dir", str(tiny_model_dir), "--seconds", "1.5",
-         "--rounds", "1", "--soak-mib", "0.25", "--soak-fills", "3", "--work", str(tmp_path / "work"), "--out", str(out),
-         "--chart", str(tmp_path / "soak.png")],
+         "--rounds", "1", "--soak-mib", "0.25", "--soak-fills", "3", "--work", str(tmp_path / "work"),
+         "--out", str(out), "--chart", str(tmp_path / "soak.png")],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads((out / "cache.json").read_text())

@@ -59,8 +59,9 @@ def test_overload_answers_typed_503_with_retry_after_and_never_drops_a_connectio
     probes = make_probes(PASSAGES)
     # A request's pairs must fit the queue (20 documents x 3 windows for one probe), so the per-request cap
     # comes down with it; a server without that setting ignores the variable.
+    # The burst repeats its probes: they must reach the queue, so the score cache is off (it would answer them).
     with running_server(tiny_model_dir, max_queue_pairs=str(OVERLOAD_QUEUE_PAIRS),
-                        max_pairs_per_request=str(OVERLOAD_QUEUE_PAIRS)) as url:
+                        max_pairs_per_request=str(OVERLOAD_QUEUE_PAIRS), cache_bytes="0") as url:
         answers = reference_answers(url, probes, timeout=TIMEOUT)
 
         async def burst() -> list[httpx.Response | BaseException]:

@@ -171,8 +171,8 @@ def test_a_flood_on_one_model_does_not_starve_another(server: str) -> None:
                 assert response.status_code == 200, response.text
                 return time.perf_counter() - started
 
-            flood = [asyncio.create_task(timed({"model": "minilm", "query": QUERY, "documents": flood_docs}))
-                     for _ in range(24)]
+            flood = [asyncio.create_task(timed({"model": "minilm", "query": f"{QUERY} {n}", "documents": flood_docs}))
+                     for n in range(24)]  # a query each: the score cache answers none of them
             await asyncio.sleep(0.5)  # the flood is queued
             sent = time.perf_counter() - started
             lone = await timed({"model": "qwen3", "query": QUERY, "documents": DOCS[:2]})

@@ -109,8 +109,10 @@ def test_a_chunked_body_is_refused_once_it_passes_the_limit(tiny_model_dir: Path
 
 @pytest.fixture(scope="module")
 def roomy(tiny_model_dir: Path):
-    # The scheduling tests need work that outlasts the race: the torch path scores the tiny model slowly enough.
-    with running_server(tiny_model_dir, max_docs="5000", max_pairs_per_request="5000", backend="torch") as url:
+    # The scheduling tests need work that outlasts the race: the torch path scores the tiny model slowly enough,
+    # and every request must reach it (no score cache to answer a repeat).
+    with running_server(tiny_model_dir, max_docs="5000", max_pairs_per_request="5000", backend="torch",
+                        cache_bytes="0") as url:
         yield url
 
 
@@ -148,7 +150,7 @@ def test_a_small_request_is_not_starved_by_large_ones(roomy: str) -> None:
 def test_pairs_of_a_client_that_went_away_are_dropped(tiny_model_dir: Path) -> None:
     # One pair per forward pass, so the 4000 pairs take seconds to score after a fast tokenisation.
     with running_server(tiny_model_dir, max_docs="5000", max_pairs_per_request="5000", max_batch_size="1",
-                        backend="torch") as url:
+                        backend="torch", cache_bytes="0") as url:  # a repeat must reach the model, not the cache
         body = {"query": "weather in paris", "documents": passages(4000, 4)}
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{url}/v1/rerank", json=body, timeout=httpx.Timeout(30, read=2.5))
@@ -215,7 +217,9 @@ def test_sigterm_answers_every_request_in_flight_then_exits_0(tiny_model_dir: Pa
                                                               all_finish: bool) -> None:
     import threading
 
-    with running_server_process(tiny_model_dir, drain_seconds=drain_seconds, max_docs="1000") as server:
+    # The heavy requests repeat: the score cache is off so that they are all in flight at SIGTERM.
+    with running_server_process(tiny_model_dir, drain_seconds=drain_seconds, max_docs="1000",
+                                cache_bytes="0") as server:
         results: list[httpx.Response | Exception] = []
         sender = threading.Thread(target=lambda: results.extend(_heavy_requests(server.base_url, 8)))
         sender.start()
