@@ -61,6 +61,8 @@ class Scorer:
         model = self.models.get(model_name)  # an unknown name is refused before anything else
         options = {"truncate": truncate, "direction": direction, "max_tokens_per_doc": max_tokens_per_doc,
                    "max_chunks_per_doc": max_chunks_per_doc, "instruction": instruction}
+        if model.engine is None:  # nothing of a model not loaded is cached here: a full queue refuses before it loads
+            self.batcher.check_room(len(documents))
         async with self.models.in_use(model) as (engine, lane):
             engine.check_pairs(len(documents), max_chunks_per_doc)  # refused whole, before any cache lookup
             compute = partial(self._compute, model.name, engine, lane, query, options)

@@ -9,6 +9,7 @@ import asyncio
 
 import pytest
 
+from local_server import registry
 from local_server.batcher import OverloadedError
 from local_server.registry import ModelNotFoundError
 from rerank_kit.scores import sigmoids
@@ -45,6 +46,19 @@ def test_a_request_the_queue_cannot_take_is_refused_before_it_is_tokenised(score
         asyncio.run(scorer.score("m", QUERY, ["1.0", "2.0", "3.0"]))  # every document makes at least one pair
     assert engine.encoded == [] and scorer.batcher.queued_pairs == 0
     assert asyncio.run(scorer.score("m", QUERY, ["1.0", "2.0"], raw_scores=True)).scores.tolist() == [1.0, 2.0]
+
+
+def test_a_model_not_loaded_is_not_loaded_for_a_request_the_queue_cannot_take(scorer_of, monkeypatch) -> None:
+    engine = WindowedEngine()
+    loads: list[str] = []
+    monkeypatch.setattr(registry, "_load_engine", lambda settings: loads.append(settings.model) or engine)
+    scorer = scorer_of({"m": engine}, max_queue_pairs=2)
+    scorer.models.models[0].engine = None  # as a lazy model before its first request, or after an idle unload
+    with pytest.raises(OverloadedError):
+        asyncio.run(scorer.score("m", QUERY, ["1.0", "2.0", "3.0"]))
+    assert loads == []
+    assert asyncio.run(scorer.score("m", QUERY, ["1.0", "2.0"], raw_scores=True)).scores.tolist() == [1.0, 2.0]
+    assert loads == ["unused"]
 
 
 def test_the_named_model_scores_on_its_own_engine_and_an_unknown_one_on_none(scorer_of) -> None:
