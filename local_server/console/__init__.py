@@ -120,7 +120,7 @@ async def check(request: Request) -> Response:
 def add_console(app: FastAPI) -> None:
     """The console's routes (left out of the OpenAPI document: they are the page's, not an API)."""
     hidden: dict[str, Any] = {"include_in_schema": False}
-    app.add_api_route("/", page, methods=["GET"], **hidden)
+    app.add_api_route("/", page, methods=["GET", "HEAD"], **hidden)  # HEAD: uptime checks of the printed URL
     app.add_api_route("/console/api/connect", connect, methods=["GET"], **hidden)
     app.add_api_route("/console/api/check", check, methods=["POST"], **hidden)
-    app.add_api_route("/console/{name}", asset, methods=["GET"], **hidden)
+    app.add_api_route("/console/{name}", asset, methods=["GET", "HEAD"], **hidden)

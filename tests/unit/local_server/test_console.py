@@ -37,6 +37,9 @@ def test_the_page_and_its_assets_are_served_with_a_strict_policy() -> None:
     for name in console.ASSETS:
         assert http.get(f"/console/{name}").status_code == 200, name
     assert http.get("/console/app.js").headers["content-type"].startswith("text/javascript")
+    for path in ("/", "/console/app.js"):  # an uptime check's HEAD answers as GET does, without the body
+        head = http.head(path)
+        assert head.status_code == 200 and head.content == b"" and head.headers["content-type"], path
     missing = http.get("/console/nothing.js")
     assert missing.status_code == 404 and missing.json()["error_type"] == "NotFound"
 
