@@ -286,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--cpu-kinds", type=lambda text: tuple(text.split(",")), default=(),
                         help=f"also both int8 variants per CPU kind, comma-separated from {','.join(EMULATORS)}")
+    parser.add_argument("--queries", type=int, help="the first N held-out queries only (default all)")
     parser.add_argument("--emulated-queries", type=int, help="held-out queries for an emulated CPU kind (default all)")
     parser.add_argument("--chart", type=Path, help="with --cpu-kinds: draw the int8 per CPU kind chart here (.png)")
     parser.add_argument("--score-graphs", nargs=2, type=Path, metavar=("JOB", "ANSWER"), help=argparse.SUPPRESS)
@@ -296,8 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := set(args.cpu_kinds) - set(EMULATORS):
         parser.error(f"unknown CPU kind(s) {', '.join(sorted(unknown))}: choose from {', '.join(EMULATORS)}")
     model = build_trained(args.work / "models")
-    result = evaluate(model, args.work / "cache", sweep=not args.no_sweep, cpu_kinds=args.cpu_kinds,
-                      emulated_queries=args.emulated_queries)
+    result = evaluate(model, args.work / "cache", sweep=not args.no_sweep, queries=args.queries,
+                      cpu_kinds=args.cpu_kinds, emulated_queries=args.emulated_queries)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     if args.chart and "cpu_kinds" in result:
